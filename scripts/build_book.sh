@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build the book: set up .venv, execute every chapter with papermill into _build/src, render
+# _build/html with Jupyter Book. Profile: $INTRIGUING_PROFILE or the first argument (default full).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export INTRIGUING_PROFILE="${1:-${INTRIGUING_PROFILE:-full}}"
+python -c "from intriguing.profiles import get_profile; print('Executing the book in', get_profile().describe())"
+
+rm -rf _build/src
+mkdir -p _build/src/book
+cp _config.yml _toc.yml _build/src/
+cp book/*.md book/*.bib _build/src/book/
+notebooks=$(python - <<'PY'
+import pathlib, yaml
+toc = yaml.safe_load(open("_toc.yml"))
+files = [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]
+print(" ".join(f for f in files if pathlib.Path(f + ".ipynb").exists()))
+PY
+)
+for nb in $notebooks; do
+  echo "=== executing $nb.ipynb"
+  start=$SECONDS
+  papermill "$nb.ipynb" "_build/src/$nb.ipynb" -p profile "$INTRIGUING_PROFILE" --cwd book --log-output
+  echo "=== $nb.ipynb took $((SECONDS - start)) s"
+done
+jupyter-book build _build/src --path-output . --warningiserror --keep-going
+echo "The book is at $PWD/_build/html/index.html"

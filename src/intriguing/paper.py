@@ -1,0 +1,163 @@
+"""The paper's numbers as data, and checks that put ours beside them.
+
+Tables 1-5 of Szegedy et al. (2013) are transcribed from ``shared/paper`` (arXiv:1312.6199);
+errors and rates are in percent, distortions in RMS pixel units on [0, 1]. A chapter builds its
+own table in the same layout and calls :func:`compare_with_paper`, which returns the two side by
+side and raises :class:`PaperMismatch` when a number drifts outside the stated tolerance.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FIGURES", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4", "TABLE5", "compare_with_paper"]
+
+_MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
+
+TABLE1 = pd.DataFrame(
+    {
+        "Description": ["Softmax with λ=1e-4", "Softmax with λ=1e-2", "Softmax with λ=1",
+                        "Sigmoid network λ=1e-5, 1e-5, 1e-6", "Sigmoid network λ=1e-5, 1e-5, 1e-6",
+                        "Autoencoder with softmax λ=1e-6"],
+        "Training error": [6.7, 10.0, 21.2, 0.0, 0.0, 0.57],
+        "Test error": [7.4, 9.4, 20.0, 1.64, 1.54, 1.9],
+        "Av. min. distortion": [0.062, 0.1, 0.14, 0.058, 0.065, 0.086],
+    },
+    index=pd.Index(_MNIST_MODELS, name="network"),
+)
+"""Table 1: the six MNIST networks, their errors (%) and average minimum distortion."""
+
+TABLE2 = pd.DataFrame(
+    [
+        [100, 11.7, 22.7, 2, 3.9, 2.7, 0.062],
+        [87.1, 100, 35.2, 35.9, 27.3, 9.8, 0.1],
+        [71.9, 76.2, 100, 48.1, 47, 34.4, 0.14],
+        [28.9, 13.7, 21.1, 100, 6.6, 2, 0.058],
+        [38.2, 14, 23.8, 20.3, 100, 2.7, 0.065],
+        [23.4, 16, 24.8, 9.4, 6.6, 100, 0.086],
+        [5.0, 10.1, 18.3, 0, 0, 0.8, 0.1],
+        [15.6, 11.3, 22.7, 5, 4.3, 3.1, 0.3],
+    ],
+    index=pd.Index(_MNIST_MODELS + ["Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"], name="set"),
+    columns=_MNIST_MODELS + ["Av. distortion"],
+)
+"""Table 2: error (%) of each network (columns) on each distorted training set (rows)."""
+
+TABLE3 = pd.DataFrame(
+    {
+        "Description": ["100-100-10 trained on P1", "123-456-10 trained on P1", "100-100-10 trained on P2"],
+        "Error on P1": [0.0, 0.0, 2.3],
+        "Error on P2": [2.4, 2.5, 0.0],
+        "Error on Test": [2.0, 2.1, 2.1],
+        "Min Av. Distortion": [0.062, 0.059, 0.058],
+    },
+    index=pd.Index(["M1", "M1'", "M2"], name="network"),
+)
+"""Table 3: the cross-training-set networks, their errors (%) and minimum average distortion."""
+
+TABLE4 = pd.DataFrame(
+    [
+        [100, 26.2, 5.9],
+        [6.25, 100, 5.1],
+        [8.2, 8.2, 100],
+        [2.2, 2.6, 2.4],
+        [100, 98, 43],
+        [96, 100, 22],
+        [27, 50, 100],
+        [2.6, 2.8, 2.7],
+    ],
+    index=pd.Index([
+        "Distorted for M1 (av. stddev=0.062)", "Distorted for M1' (av. stddev=0.059)",
+        "Distorted for M2 (av. stddev=0.058)", "Gaussian noise with stddev=0.06",
+        "Distorted for M1 amplified to stddev=0.1", "Distorted for M1' amplified to stddev=0.1",
+        "Distorted for M2 amplified to stddev=0.1", "Gaussian noise with stddev=0.1",
+    ], name="set"),
+    columns=["M1", "M1'", "M2"],
+)
+"""Table 4: cross-training-set error (%) of each network (columns) on each test-set variant (rows)."""
+
+TABLE5 = pd.DataFrame(
+    {
+        "Size": ["3×11×11×96", "96×5×5×256", "256×3×3×384", "384×3×3×384", "384×3×3×256",
+                 "9216×4096", "4096×4096", "4096×1000"],
+        "Lower bound": [0.1, 0.06, 0.01, 5e-5, 0.03, 0.09, 1e-4, 0.25],
+        "Upper bound": [20, 10, 7, 7.3, 11, 3.12, 4, 4],
+    },
+    index=pd.Index(["Conv. 1", "Conv. 2", "Conv. 3", "Conv. 4", "Conv. 5", "FC. 1", "FC. 2", "FC. 3"],
+                   name="layer"),
+)
+"""Table 5: frame bounds of AlexNet's layers, as given in ``shared/paper`` (arXiv:1312.6199)."""
+
+FIGURES = {
+    "figure5_average_distortion": 0.006508,  # AlexNet, 64 examples
+    "figure7a_softmax_stddev": 0.06,
+    "figure7b_n200_stddev": 0.063,
+    "figure7c_noise_stddev": 1.0,
+    "figure7c_noise_accuracy_percent": 51.0,
+}
+"""Numbers stated in the figures' captions."""
+
+
+class PaperMismatch(AssertionError):
+    """Raised when a reproduced number lies outside its tolerance of the paper's."""
+
+
+def compare_with_paper(
+    ours: pd.DataFrame,
+    paper: pd.DataFrame,
+    tolerance: float,
+    *,
+    relative: bool = False,
+    explained: Mapping[tuple[str, str], str] | None = None,
+) -> pd.DataFrame:
+    """Put our numbers beside the paper's and fail when one is outside tolerance.
+
+    Args:
+        ours: our table; its index and columns must be in ``paper``.
+        paper: the reference table (e.g. :data:`TABLE1`).
+        tolerance: the largest allowed |ours − paper|, in the table's units, or as a fraction of
+            |paper| when ``relative``.
+        relative: compare relative rather than absolute differences.
+        explained: cells (row, column) known to lie outside tolerance, each with the reason the
+            chapter gives. Such a cell must still be outside tolerance, so that an explanation
+            cannot outlive the deviation it explains.
+
+    Returns:
+        A table with, for each compared column, ``ours``, ``paper`` and ``diff`` (ours − paper)
+        and an ``ok`` column naming the cells outside tolerance.
+
+    Raises:
+        PaperMismatch: a cell outside tolerance is not explained, or an explained cell is inside.
+        KeyError: ``ours`` names a row or column the paper does not have.
+    """
+    missing_rows = set(ours.index) - set(paper.index)
+    missing_cols = set(ours.columns) - set(paper.columns)
+    if missing_rows or missing_cols:
+        raise KeyError(f"not in the paper's table: rows {sorted(missing_rows)}, columns {sorted(missing_cols)}")
+    explained = dict(explained or {})
+    ref = paper.loc[ours.index, ours.columns].astype(float)
+    diff = ours.astype(float) - ref
+    allowed = tolerance * ref.abs() if relative else pd.DataFrame(tolerance, index=ref.index, columns=ref.columns)
+    outside = diff.abs() > allowed + 1e-12
+    problems = []
+    for (row, col), is_out in outside.stack().items():
+        if is_out and (row, col) not in explained:
+            problems.append(f"{row} / {col}: ours {ours.loc[row, col]:.4g}, paper {ref.loc[row, col]:.4g}")
+        if not is_out and (row, col) in explained:
+            problems.append(f"{row} / {col} is explained as a deviation but is within tolerance now")
+    for cell in explained:
+        if cell[0] not in ours.index or cell[1] not in ours.columns:
+            problems.append(f"explained cell {cell} is not in the compared table")
+
+    side = pd.concat({col: pd.DataFrame({"ours": ours[col].astype(float), "paper": ref[col],
+                                         "diff": diff[col]}) for col in ours.columns}, axis=1)
+    flags = outside.apply(lambda r: ", ".join(c for c in r.index if r[c]), axis=1)
+    side[("ok", "")] = np.where(flags == "", "✓", "outside: " + flags)
+    if problems:
+        kind = f"{tolerance:.0%} relative" if relative else f"±{tolerance:g}"
+        raise PaperMismatch(f"outside the tolerance ({kind}) of the paper:\n  " + "\n  ".join(problems)
+                            + f"\n\n{side.to_string()}")
+    return side

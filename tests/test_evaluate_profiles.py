@@ -1,0 +1,47 @@
+import pytest
+import torch
+from torch import nn
+
+from intriguing.data import Split
+from intriguing.evaluate import error_rate, error_table, predict
+from intriguing.profiles import PROFILES, get_profile
+
+
+class AlwaysZero(nn.Module):
+    def forward(self, x):
+        logits = torch.zeros(len(x), 10)
+        logits[:, 0] = 1
+        return logits
+
+
+def test_error_rate_of_a_constant_classifier():
+    labels = torch.tensor([0, 0, 1, 2, 0, 3, 0, 0])
+    data = Split(torch.rand(8, 1, 28, 28), labels)
+    assert error_rate(AlwaysZero(), data) == pytest.approx(3 / 8)
+    table = error_table({"zero": AlwaysZero()}, {"all": data, "zeros": data.subset(labels == 0)})
+    assert table.loc["zero", "all"] == pytest.approx(37.5) and table.loc["zero", "zeros"] == 0
+
+
+def test_predict_batches_and_validates():
+    assert predict(AlwaysZero(), torch.rand(25, 1, 28, 28), batch_size=4).tolist() == [0] * 25
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+        predict(AlwaysZero(), torch.rand(2, 1, 28, 28) * 2)
+    with pytest.raises(ValueError, match="empty set"):
+        error_rate(AlwaysZero(), Split(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)))
+
+
+def test_profiles_by_name_and_environment(monkeypatch):
+    monkeypatch.delenv("INTRIGUING_PROFILE", raising=False)
+    assert get_profile().name == "full"
+    monkeypatch.setenv("INTRIGUING_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    assert get_profile("full").name == "full"
+    monkeypatch.setenv("INTRIGUING_PROFILE", "fast")
+    with pytest.raises(ValueError, match="unknown profile 'fast'; choose one of \\['full', 'smoke'\\]"):
+        get_profile()
+
+
+def test_full_profile_is_the_papers_scale():
+    full, smoke = PROFILES["full"], PROFILES["smoke"]
+    assert full.train_subset is None and full.error_tolerance_pp == 1.5
+    assert all(smoke.lbfgs_iterations[k] < full.lbfgs_iterations[k] for k in full.lbfgs_iterations)

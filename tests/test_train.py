@@ -1,0 +1,133 @@
+import pytest
+import torch
+from torch import nn
+
+from intriguing import train
+from intriguing.models import SigmoidMLP
+from intriguing.profiles import Profile
+
+TINY = Profile(name="tiny", train_subset=200,
+               lbfgs_iterations={"softmax": 30, "mlp": 30, "autoencoder": 5, "ae_softmax": 5}, conv_epochs=1)
+
+
+def hand_set_mlp() -> SigmoidMLP:
+    """784-3-10 with every first-layer weight 0.1 and every second-layer weight 2."""
+    model = SigmoidMLP((3,))
+    with torch.no_grad():
+        model.layers[0].weight.fill_(0.1)
+        model.layers[2].weight.fill_(2.0)
+        model.layers[0].bias.fill_(100.0)  # biases are never decayed
+    return model
+
+
+@pytest.mark.parametrize("mode, expected", [
+    # Σw² is 3·784·0.01 = 23.52 and 10·3·4 = 120; λ = (1, 0.5).
+    ("sum", 23.52 + 60.0),
+    ("half", (23.52 + 60.0) / 2),
+    ("per_unit", 23.52 / 3 + 60.0 / 10),  # k = units in the layer: 3, then 10
+])
+def test_weight_decay_formulas(mode, expected):
+    assert train.weight_decay(hand_set_mlp(), (1.0, 0.5), mode).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weight_decay_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown decay mode 'l1'"):
+        train.weight_decay(hand_set_mlp(), (1.0, 0.5), "l1")
+    with pytest.raises(ValueError, match="1 weight-decay values for 2 weight layers"):
+        train.weight_decay(hand_set_mlp(), (1.0,))
+
+
+def test_lbfgs_solves_a_quadratic_and_reports_convergence():
+    target = torch.tensor([3.0, -2.0, 0.5])
+    holder = nn.Module()
+    holder.x = nn.Parameter(torch.zeros(3))
+    log = train.minimize_lbfgs(holder, [holder.x], lambda: (holder.x - target).pow(2).sum(), max_iter=200)
+    assert torch.allclose(holder.x.detach(), target, atol=1e-5)
+    assert log.converged and log.iterations < 200
+    assert log.losses[-1] < 1e-9
+
+
+def _regression(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x, w = torch.randn(256, 20, generator=gen), torch.randn(20, 1, generator=gen)
+    y = torch.tanh(x @ w)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(20, 16), nn.Tanh(), nn.Linear(16, 1))
+    return model, (lambda: (model(x) - y).pow(2).mean())
+
+
+def test_interrupted_lbfgs_resumes_to_the_same_weights(tmp_path):
+    reference, objective = _regression()
+    train.minimize_lbfgs(reference, list(reference.parameters()), objective, max_iter=60)
+
+    model, objective = _regression()
+    calls = {"n": 0}
+
+    def dies_midway():
+        calls["n"] += 1
+        if calls["n"] == 40:  # some way into the second checkpoint interval
+            raise KeyboardInterrupt
+        return objective()
+
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train.minimize_lbfgs(model, list(model.parameters()), dies_midway, max_iter=60, checkpoint=ckpt)
+    assert ckpt.exists()
+    model2, objective2 = _regression()  # a new process: fresh weights, resumed from the checkpoint
+    log = train.minimize_lbfgs(model2, list(model2.parameters()), objective2, max_iter=60, checkpoint=ckpt)
+    assert not ckpt.exists()
+    assert log.iterations == 60
+    for p, q in zip(reference.parameters(), model2.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_training_is_deterministic(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "a"))
+    first = train.train_network("N100-100-10", TINY)
+    monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "b"))
+    second = train.train_network("N100-100-10", TINY)
+    assert first.stages["lbfgs"].iterations == 30
+    for p, q in zip(first.model.parameters(), second.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_trained_networks_come_from_the_cache(monkeypatch):
+    first = train.train_network("softmax1", TINY)
+    monkeypatch.setattr(train, "_fit", lambda *a, **k: pytest.fail("retrained a cached network"))
+    again = train.train_network("softmax1", TINY)
+    assert torch.equal(first.model.layers[0].weight, again.model.layers[0].weight)
+    assert again.stages["lbfgs"].losses == first.stages["lbfgs"].losses
+
+
+def test_cache_key_separates_configurations():
+    spec = train.get_spec("softmax1")
+    keys = {str(train.training_config(spec, TINY, mode)) for mode in train.DECAY_MODES}
+    assert len(keys) == 3
+    bigger = Profile(**{**TINY.__dict__, "train_subset": 400})
+    assert train.training_config(spec, bigger, "half") != train.training_config(spec, TINY, "half")
+    # Knobs of other families do not touch a softmax network's key.
+    other = Profile(**{**TINY.__dict__, "conv_epochs": 9})
+    assert train.training_config(spec, other, "half") == train.training_config(spec, TINY, "half")
+
+
+def test_autoencoder_and_conv_train_and_lower_their_objectives():
+    ae = train.train_network("AE400-10", TINY)
+    assert set(ae.stages) == {"autoencoder", "softmax"}
+    assert all(log.losses[-1] < log.losses[0] for log in ae.stages.values())
+    conv = train.train_network("Conv", TINY)
+    assert conv.stages["adam"].iterations == 1 and not conv.model.training
+
+
+def test_training_split_sizes():
+    assert len(train.training_split("train", TINY)) == 200
+    p1, p2 = train.training_split("P1", TINY), train.training_split("P2", TINY)
+    assert len(p1) == len(p2) == 100
+    with pytest.raises(ValueError, match="unknown training set 'P3'"):
+        train.training_split("P3", TINY)
+
+
+def test_unknown_decay_mode_and_profile():
+    with pytest.raises(ValueError, match="unknown decay mode"):
+        train.train_network("softmax1", TINY, "l2")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        train.train_network("softmax1", "huge")
