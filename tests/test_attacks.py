@@ -1,0 +1,121 @@
+import pytest
+import torch
+from torch import nn
+
+from intriguing.attacks import (exact_linear_attack, min_distortion_attack, random_targets,
+                                rms_distortion)
+from intriguing.lbfgs_box import box_lbfgs
+
+
+def test_box_lbfgs_solves_a_separable_box_quadratic():
+    torch.manual_seed(0)
+    scale, centre = torch.rand(8, 30).double() * 5 + 0.2, torch.randn(8, 30).double()
+    objective = lambda z, i: (scale[i] * (z - centre[i]).pow(2)).sum(1)
+    z = box_lbfgs(objective, torch.full((8, 30), 0.5).double(), 200, gtol=1e-9, ftol=0)
+    assert torch.allclose(z, centre.clamp(0, 1), atol=1e-6)
+
+
+def test_box_lbfgs_examples_do_not_interact():
+    torch.manual_seed(1)
+    mats = torch.randn(6, 20, 20) / 5
+    hess, centre = mats @ mats.transpose(1, 2) + 0.1 * torch.eye(20), torch.randn(6, 20)
+    objective = lambda z, i: 0.5 * torch.einsum("bi,bij,bj->b", z - centre[i], hess[i], z - centre[i])
+    together = box_lbfgs(objective, torch.full((6, 20), 0.5), 100)
+    alone = box_lbfgs(lambda z, i: objective(z, i + 4), torch.full((1, 20), 0.5), 100)
+    assert torch.allclose(together[4], alone[0], atol=1e-5)
+
+
+def test_box_lbfgs_rejects_a_start_outside_the_box():
+    with pytest.raises(ValueError, match=r"box \[0.0, 1.0\]"):
+        box_lbfgs(lambda z, i: z.sum(1), torch.full((1, 3), 2.0), 10)
+
+
+def test_rms_distortion_and_random_targets():
+    x = torch.zeros(1, 1, 28, 28)
+    y = x.clone()
+    y[0, 0, 0, :4] = 0.5  # Σ r² = 1, n = 784
+    assert rms_distortion(y, x).item() == pytest.approx(1 / 28)
+    labels = torch.arange(10).repeat(100)
+    targets = random_targets(labels, seed=3)
+    assert (targets != labels).all() and set(targets.tolist()) == set(range(10))
+    assert torch.equal(targets, random_targets(labels, seed=3))
+
+
+def two_pixel_model(bias_gap: float) -> nn.Linear:
+    """Class 1 beats class 0 when pixel0 + pixel1 <= bias_gap; classes 2-9 never win."""
+    model = nn.Linear(784, 10)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, :2] = 1.0
+        model.bias.copy_(torch.tensor([0.0, bias_gap] + [-100.0] * 8))
+    return model
+
+
+class Flat(nn.Module):
+    def __init__(self, linear):
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+def test_exact_attack_known_answers():
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = 0.02, 0.9
+    model = two_pixel_model(0.5)
+    # Need z0 + z1 <= 0.5: the equal split would push z0 below 0, so the box binds: z = (0, 0.5).
+    result = exact_linear_attack(model.weight, model.bias, x, torch.tensor([1, 1]), margin=1e-6)
+    assert result.success.all()
+    assert result.adversarial[0, 0, 0, :2].tolist() == pytest.approx([0.0, 0.5], abs=1e-5)
+    assert result.distortion[0].item() == pytest.approx((0.02**2 + 0.4**2) ** 0.5 / 28, rel=1e-4)
+
+
+def test_exact_attack_reports_an_unreachable_target():
+    x = torch.full((1, 1, 28, 28), 0.5)
+    model = two_pixel_model(-0.3)  # would need pixel0 + pixel1 <= -0.3: outside the box
+    assert not exact_linear_attack(model.weight, model.bias, x, torch.tensor([1])).success.any()
+
+
+def test_attack_matches_the_exact_optimum_on_a_linear_model():
+    torch.manual_seed(0)
+    linear = nn.Linear(784, 10)
+    with torch.no_grad():  # logits as sharp as a trained softmax model's; with tiny logits the
+        linear.weight.mul_(30)  # cross-entropy objective's minimiser strays from the L2 optimum
+    images = torch.rand(16, 1, 28, 28)
+    labels = linear(images.flatten(1)).argmax(1)
+    targets = random_targets(labels, seed=0)
+    ours = min_distortion_attack(Flat(linear), images, targets, labels=labels, progress=False)
+    exact = exact_linear_attack(linear.weight, linear.bias, images, targets, labels)
+    assert ours.success.all() and exact.success.all()
+    assert (Flat(linear)(ours.adversarial).argmax(1) == targets).all()
+    assert ((ours.adversarial >= 0) & (ours.adversarial <= 1)).all()
+    ratio = ours.distortion.mean() / exact.distortion.mean()
+    assert 1 - 1e-3 <= ratio <= 1.05
+
+
+def test_attack_is_independent_of_batching():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 20), nn.Sigmoid(), nn.Linear(20, 10))
+    images = torch.rand(6, 1, 28, 28)
+    targets = random_targets(model(images).argmax(1), seed=1)
+    one = min_distortion_attack(model, images, targets, batch_size=6, c_steps=4, progress=False)
+    each = min_distortion_attack(model, images, targets, batch_size=1, c_steps=4, progress=False)
+    assert torch.allclose(one.distortion, each.distortion, rtol=1e-3)
+
+
+@pytest.mark.parametrize("targets, labels, message", [
+    (torch.tensor([1, 2]), torch.tensor([1, 3]), "target equals the true label for example 0"),
+    (torch.tensor([1]), None, r"targets must have shape \(2,\)"),
+    (torch.tensor([1, 12]), None, "labels in 0..9"),
+])
+def test_attack_rejects_bad_targets(targets, labels, message):
+    model = Flat(nn.Linear(784, 10))
+    with pytest.raises(ValueError, match=message):
+        min_distortion_attack(model, torch.rand(2, 1, 28, 28), targets, labels=labels, progress=False)
+
+
+def test_attack_rejects_images_outside_the_box():
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+        min_distortion_attack(Flat(nn.Linear(784, 10)), torch.rand(2, 1, 28, 28) + 1, torch.tensor([1, 2]),
+                              progress=False)
