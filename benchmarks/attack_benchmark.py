@@ -1,0 +1,90 @@
+"""Our batched minimum-distortion search against the per-example scipy reference, the exact optimum and foolbox.
+
+Everything is measured in this one run, on the same test images and random targets:
+
+1. speed: examples per second of ours (batched) and of the per-example scipy L-BFGS-B reference at
+   the same settings (c steps, iterations, memory), with their ratio and their distortion ratio
+   on the examples both attacked;
+2. the gap to the exact optimum: mean distortion of ours ÷ the exact QP's, for softmax1-3;
+3. foolbox 3's FMN, DDN and C&W on N100-100-10: distortion, success and seconds per 1000 examples.
+
+Usage: python benchmarks/attack_benchmark.py [--profile smoke|full] [--examples 1000] [--scipy-examples 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from intriguing.attacks import exact_linear_attack, min_distortion_attack, random_targets
+from intriguing.data import load_mnist
+from intriguing.peers import FOOLBOX_ATTACKS, foolbox_attack, scipy_lbfgs_attack
+from intriguing.profiles import get_profile
+from intriguing.train import train_network
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="networks of this profile (default: $INTRIGUING_PROFILE or full)")
+    parser.add_argument("--examples", type=int, default=1000, help="test images attacked by the batched attacks")
+    parser.add_argument("--scipy-examples", type=int, default=50, help="of those, attacked by the slow scipy reference")
+    args = parser.parse_args(argv)
+
+    profile = get_profile(args.profile)
+    test = load_mnist("test")
+    images, labels = test.images[:args.examples], test.labels[:args.examples]
+    targets = random_targets(labels, seed=0)
+    k = min(args.scipy_examples, args.examples)
+    print(f"{profile.name} profile networks, {args.examples} test images, random targets, {torch.get_num_threads()} threads")
+    out: dict[str, float] = {}
+
+    net = train_network("N100-100-10", profile).model
+    ours, t_ours = timed(lambda: min_distortion_attack(net, images, targets, progress=False))
+    ref, t_ref = timed(lambda: scipy_lbfgs_attack(net, images[:k], targets[:k], progress=False))
+    out["speed_ratio"] = (args.examples / t_ours) / (k / t_ref)
+    out["distortion_ratio_vs_scipy"] = (ours.distortion[:k].mean() / ref.distortion.mean()).item()
+    print("\n1. N100-100-10: ours (batched) vs scipy L-BFGS-B (per example), same settings")
+    print(f"   ours : {args.examples / t_ours:8.1f} examples/s  success {ours.success.float().mean():.1%}  "
+          f"mean distortion {ours.distortion.mean():.4f}")
+    print(f"   scipy: {k / t_ref:8.1f} examples/s  success {ref.success.float().mean():.1%}  "
+          f"mean distortion on its {k} {ref.distortion.mean():.4f} (ours on the same: {ours.distortion[:k].mean():.4f})")
+    print(f"   speed ratio {out['speed_ratio']:.1f}x, distortion ratio ours/scipy {out['distortion_ratio_vs_scipy']:.4f}")
+
+    print("\n2. gap to the exact optimum (linear models)")
+    for name in ["softmax1", "softmax2", "softmax3"]:
+        model = train_network(name, profile).model
+        linear = model.weight_layers()[0]
+        ours_lin = min_distortion_attack(model, images, targets, progress=False)
+        exact = exact_linear_attack(linear.weight, linear.bias, images, targets)
+        both = ours_lin.success & exact.success
+        out[f"exact_ratio_{name}"] = (ours_lin.distortion[both].mean() / exact.distortion[both].mean()).item()
+        print(f"   {name}: ours {ours_lin.distortion[both].mean():.4f} / exact {exact.distortion[both].mean():.4f}"
+              f" = {out[f'exact_ratio_{name}']:.4f}  (success ours {ours_lin.success.float().mean():.1%}, exact"
+              f" {exact.success.float().mean():.1%})")
+
+    print("\n3. N100-100-10: foolbox peers on the same examples")
+    print(f"   {'attack':8s} {'distortion':>10s} {'success':>8s} {'s/1000':>8s}")
+    print(f"   {'ours':8s} {ours.distortion[ours.success].mean():10.4f} {ours.success.float().mean():8.1%} "
+          f"{1000 * t_ours / args.examples:8.1f}")
+    best_peer = float("inf")
+    for name in FOOLBOX_ATTACKS:
+        peer, t_peer = timed(lambda: foolbox_attack(name, net, images, targets))
+        distortion = peer.distortion[peer.success].mean().item()
+        if peer.success.all():
+            best_peer = min(best_peer, distortion)
+        print(f"   {name:8s} {distortion:10.4f} {peer.success.float().mean():8.1%} {1000 * t_peer / args.examples:8.1f}")
+    out["distortion_ratio_vs_best_foolbox"] = ours.distortion.mean().item() / best_peer
+    print(f"   ours / best fully successful foolbox peer: {out['distortion_ratio_vs_best_foolbox']:.4f}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
