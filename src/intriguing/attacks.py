@@ -86,6 +86,7 @@ def min_distortion_attack(
     c_init: float = 1.0,
     max_iter: int = 50,
     memory: int = 10,
+    tol: float = 1e-4,
     batch_size: int = 1000,
     progress: bool = True,
 ) -> AttackResult:
@@ -101,6 +102,8 @@ def min_distortion_attack(
         c_init: the first c.
         max_iter: box-L-BFGS iterations per c.
         memory: curvature pairs per example.
+        tol: an example's L-BFGS run for one c stops when an iteration lowers its objective by
+            less than ``tol`` relative, or its projected gradient falls below ``tol``.
         batch_size: examples attacked together.
         progress: show a progress bar.
 
@@ -113,13 +116,13 @@ def min_distortion_attack(
     results = []
     batches = list(zip(images.split(batch_size), targets.split(batch_size)))
     for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
-        results.append(_attack_batch(model, x.to(dev), l.to(dev), c_steps, c_init, max_iter, memory))
+        results.append(_attack_batch(model, x.to(dev), l.to(dev), c_steps, c_init, max_iter, memory, tol))
     return AttackResult(*(torch.cat(parts).cpu() for parts in zip(*(
         (r.adversarial, r.success, r.distortion, r.c) for r in results))))
 
 
 def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_init: float,
-                  max_iter: int, memory: int) -> AttackResult:
+                  max_iter: int, memory: int, tol: float) -> AttackResult:
     batch = len(x)
     best = x.clone()
     best_sq = torch.full((batch,), float("inf"), device=x.device)
@@ -139,7 +142,7 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_i
 
     z = x.clone()
     for _ in range(c_steps):
-        z = box_lbfgs(objective, z, max_iter, memory=memory)
+        z = box_lbfgs(objective, z, max_iter, memory=memory, gtol=tol, ftol=tol)
         hit = _predict(model, z) == target
         c_lo = torch.where(hit, torch.maximum(c_lo, c), c_lo)
         c_hi = torch.where(hit, c_hi, torch.minimum(c_hi, c))

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, astuple
+
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
-from . import paper
-from .data import load_mnist
+from . import cache, paper
+from .attacks import AttackResult, exact_linear_attack, min_distortion_attack, random_targets
+from torch import Tensor
+
+from .data import N_CLASSES, Split, load_mnist
 from .evaluate import error_table
-from .profiles import Profile, get_profile
-from .train import DECAY_MODES, DEFAULT_DECAY, TrainedNetwork, train_network, training_split
+from .models import get_spec
+from .peers import FOOLBOX_ATTACKS, foolbox_attack, scipy_lbfgs_attack
+from .profiles import Profile, device, get_profile
+from .train import (DECAY_MODES, DEFAULT_DECAY, TrainedNetwork, train_network, training_config,
+                    training_split)
 
-__all__ = ["decay_mode_table", "table1_errors", "table3_errors", "training_summary"]
+__all__ = ["adversarial_set", "attacked_images", "decay_mode_table", "exact_comparison", "gaussian_noise",
+           "min_over_targets", "peer_table", "table1_distortion", "table1_errors", "table3_errors",
+           "training_summary"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 TABLE3_NETWORKS = list(paper.TABLE3.index)
@@ -64,3 +77,170 @@ def training_summary(networks: list[TrainedNetwork]) -> pd.DataFrame:
              "seconds": round(log.seconds, 1), "final loss": log.losses[-1]}
             for net in networks for stage, log in net.stages.items()]
     return pd.DataFrame(rows).set_index(["network", "stage"])
+
+
+ATTACK_SETTINGS = {"c_steps": 10, "c_init": 1.0, "max_iter": 50, "memory": 10, "tol": 1e-4}
+"""The minimum-distortion search's settings, the same for every chapter and profile."""
+ATTACK_CHUNK = 5000  # images per cached piece: a killed run loses at most one piece
+
+
+def attacked_images(split: str, profile: Profile | str | None = None) -> Split:
+    """The images the profile attacks: the training set (as the network saw it) or the test set,
+    cut to the profile's ``attack_examples``."""
+    profile = _profile(profile)
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    images = training_split("train", profile) if split == "train" else load_mnist("test")
+    return images if profile.attack_examples is None else images.subset(slice(0, profile.attack_examples))
+
+
+def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
+                    target_seed: int = 0) -> tuple[Split, AttackResult]:
+    """D(x, l) for every attacked image of ``split``, with random wrong targets, cached.
+
+    Computed in pieces of :data:`ATTACK_CHUNK` images, each cached on its own, so an interrupted
+    run resumes; keyed by the network's training configuration, the attack settings and the images.
+
+    Returns:
+        The attacked images (with their true labels) and the :class:`AttackResult`.
+    """
+    profile = _profile(profile)
+    trained = train_network(network, profile)
+    images = attacked_images(split, profile)
+    targets = random_targets(images.labels, seed=target_seed)
+    config = {"network": training_config(get_spec(network), profile, trained.decay_mode),
+              "attack": ATTACK_SETTINGS, "split": split, "attack_examples": profile.attack_examples,
+              "train_subset": profile.train_subset, "target_seed": target_seed}
+    pieces = []
+    starts = range(0, len(images), ATTACK_CHUNK)
+    for start in tqdm(starts, desc=f"attacking {network} ({split})", disable=len(starts) == 1, leave=False):
+        part = slice(start, start + ATTACK_CHUNK)
+
+        def compute() -> dict:
+            result = min_distortion_attack(trained.model, images.images[part], targets[part],
+                                           labels=images.labels[part], **ATTACK_SETTINGS)
+            return asdict(result)
+
+        pieces.append(cache.cached("attacks", f"{network}-{split}-{start}", {**config, "start": start}, compute))
+    result = AttackResult(**{key: torch.cat([p[key] for p in pieces]) for key in pieces[0]})
+    return images, result
+
+
+def min_over_targets(network: str, profile: Profile | str | None = None) -> AttackResult:
+    """The true minimum distortion: D(x, l) for all nine wrong labels l, the closest kept.
+
+    Run on the first ``profile.min_target_examples`` attacked training images, cached.
+    """
+    profile = _profile(profile)
+    trained = train_network(network, profile)
+    images = attacked_images("train", profile).subset(slice(0, profile.min_target_examples))
+    config = {"network": training_config(get_spec(network), profile, trained.decay_mode),
+              "attack": ATTACK_SETTINGS, "examples": profile.min_target_examples,
+              "train_subset": profile.train_subset}
+
+    def compute() -> dict:
+        best: AttackResult | None = None
+        for shift in tqdm(range(1, N_CLASSES), desc=f"{network}: all targets", leave=False):
+            targets = (images.labels + shift) % N_CLASSES
+            result = min_distortion_attack(trained.model, images.images, targets, labels=images.labels,
+                                           progress=False, **ATTACK_SETTINGS)
+            if best is None:
+                best = result
+                continue
+            closer = result.success & (~best.success | (result.distortion < best.distortion))
+            best = AttackResult(*(torch.where(closer.view(-1, *[1] * (new.ndim - 1)), new, old)
+                                  for new, old in zip(astuple(result), astuple(best))))
+        return asdict(best)
+
+    return AttackResult(**cache.cached("attacks-min", network, config, compute))
+
+
+def table1_distortion(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 1's "Av. min. distortion" column, with random targets and with the minimum over targets.
+
+    Returns:
+        One row per Table 1 network: ``Av. min. distortion`` (random targets, the attacked
+        training images), its success rate (%), and ``min over targets`` with its example count.
+    """
+    profile = _profile(profile)
+    rows = {}
+    for name in TABLE1_NETWORKS:
+        _, random = adversarial_set(name, "train", profile)
+        minimum = min_over_targets(name, profile)
+        rows[name] = {"Av. min. distortion": random.distortion[random.success].mean().item(),
+                      "success (%)": 100 * random.success.double().mean().item(),
+                      "min over targets": minimum.distortion[minimum.success].mean().item(),
+                      "examples": len(random.success)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
+
+
+def gaussian_noise(images: Tensor, stddev: float, seed: int = 0) -> Tensor:
+    """Images plus Gaussian noise of the given stddev, clipped to [0, 1]. (N, ...) -> (N, ...)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (images + stddev * torch.randn(images.shape, generator=gen)).clamp(0, 1)
+
+
+def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Our search against the exact optimum on the linear softmax models, on every attacked image.
+
+    Returns:
+        One row per softmax network: mean distortion of ours and of the exact QP (over the
+        images both succeed on), their ratio, and both success rates (%).
+    """
+    profile = _profile(profile)
+    rows = {}
+    for name in ["softmax1", "softmax2", "softmax3"]:
+        images, ours = adversarial_set(name, "train", profile)
+        linear = train_network(name, profile).model.weight_layers()[0]
+        exact = exact_linear_attack(linear.weight, linear.bias, images.images,
+                                    random_targets(images.labels, seed=0), images.labels)
+        both = ours.success & exact.success
+        rows[name] = {"ours": ours.distortion[both].mean().item(), "exact": exact.distortion[both].mean().item(),
+                      "ours / exact": (ours.distortion[both].mean() / exact.distortion[both].mean()).item(),
+                      "success ours (%)": 100 * ours.success.double().mean().item(),
+                      "success exact (%)": 100 * exact.success.double().mean().item()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
+
+
+def peer_table(network: str = "N100-100-10", profile: Profile | str | None = None) -> pd.DataFrame:
+    """Ours, the per-example scipy reference and foolbox's FMN, DDN and C&W on the same images.
+
+    Every attack is timed in this call, on the first ``profile.peer_examples`` attacked training
+    images with the same random targets (the slow scipy reference on the first
+    ``profile.scipy_examples`` of them). The table is cached with the timings of the run that made it.
+
+    Returns:
+        One row per attack: examples, success (%), mean distortion over its successes, ours'
+        mean distortion on the same examples, and seconds per 1000 examples.
+    """
+    profile = _profile(profile)
+    model = train_network(network, profile).model
+    images = attacked_images("train", profile).subset(slice(0, profile.peer_examples))
+    targets = random_targets(images.labels, seed=0)
+    config = {"network": training_config(get_spec(network), profile, DEFAULT_DECAY), "attack": ATTACK_SETTINGS,
+              "examples": profile.peer_examples, "scipy_examples": profile.scipy_examples,
+              "train_subset": profile.train_subset, "threads": torch.get_num_threads(), "device": str(device())}
+
+    def compute() -> dict:
+        runs: dict[str, tuple[AttackResult, float, int]] = {}
+        start = time.perf_counter()
+        ours = min_distortion_attack(model, images.images, targets, labels=images.labels, **ATTACK_SETTINGS)
+        runs["ours (batched box L-BFGS)"] = (ours, time.perf_counter() - start, len(images))
+        k = profile.scipy_examples
+        start = time.perf_counter()
+        runs["scipy L-BFGS-B, per example"] = (scipy_lbfgs_attack(model, images.images[:k], targets[:k],
+                                                                  **ATTACK_SETTINGS), time.perf_counter() - start, k)
+        for name in FOOLBOX_ATTACKS:
+            start = time.perf_counter()
+            runs[f"foolbox {name}"] = (foolbox_attack(name, model, images.images, targets),
+                                       time.perf_counter() - start, len(images))
+        rows = {}
+        for name, (result, seconds, n) in runs.items():
+            rows[name] = {"examples": n, "success (%)": 100 * result.success.double().mean().item(),
+                          "distortion": result.distortion[result.success].mean().item(),
+                          "ours on the same": ours.distortion[:n][result.success].mean().item(),
+                          "s / 1000 examples": 1000 * seconds / n}
+        return rows
+
+    rows = cache.cached("peers", network, config, compute)
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attack")

@@ -57,12 +57,13 @@ def foolbox_attack(name: str, model: nn.Module, images: Tensor, targets: Tensor,
 
 
 def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_steps: int = 10,
-                       c_init: float = 1.0, max_iter: int = 50, memory: int = 10,
+                       c_init: float = 1.0, max_iter: int = 50, memory: int = 10, tol: float = 1e-4,
                        progress: bool = True) -> AttackResult:
     """§4.1's search one example at a time with scipy's L-BFGS-B: the reference design.
 
     Arguments are those of :func:`intriguing.attacks.min_distortion_attack`; the c schedule and
     the best-iterate rule are the same, so the two differ only in the solver and in batching.
+    ``tol`` maps to scipy's own tests: ``factr = tol / machine epsilon`` and ``pgtol = tol``.
     """
     _check_targets(images, targets, None)
     model = model.eval().cpu()
@@ -86,7 +87,8 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
 
         start = x.numpy().ravel().copy()
         for _ in range(c_steps):
-            v, _, _ = fmin_l_bfgs_b(objective, start, bounds=[(0.0, 1.0)] * n_pixels, m=memory, maxiter=max_iter)
+            v, _, _ = fmin_l_bfgs_b(objective, start, bounds=[(0.0, 1.0)] * n_pixels, m=memory, maxiter=max_iter,
+                                    factr=tol / np.finfo(float).eps, pgtol=tol)
             with torch.no_grad():
                 hit = model(torch.from_numpy(v).view_as(x).float()).argmax(1).item() == target.item()
             if hit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.pyplot as plt
+import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -13,7 +14,7 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["digit_grid", "loss_curves"]
+__all__ = ["digit_grid", "loss_curves", "pairs_grid"]
 
 
 def digit_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int = 10,
@@ -32,6 +33,17 @@ def digit_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int =
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def pairs_grid(originals: Tensor, distorted: Tensor, ncols: int = 10, size: float = 0.9) -> Figure:
+    """Figure 7's layout: originals in odd columns, their distorted versions beside them.
+
+    Args:
+        originals, distorted: (N, 1, 28, 28) in [0, 1], N·2 a multiple of ``ncols``.
+    """
+    if originals.shape != distorted.shape:
+        raise ValueError(f"shapes differ: {tuple(originals.shape)} and {tuple(distorted.shape)}")
+    return digit_grid(torch.stack([originals, distorted], 1).flatten(0, 1), ncols=ncols, size=size)
 
 
 def loss_curves(logs: dict[str, "FitLog"], step: int) -> Figure:

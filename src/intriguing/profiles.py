@@ -29,8 +29,15 @@ class Profile:
         lbfgs_iterations: the L-BFGS iteration cap per training stage
             (``"softmax"``, ``"mlp"``, ``"autoencoder"``, ``"ae_softmax"``).
         conv_epochs: Adam epochs for the Conv network (dropout makes full-batch L-BFGS ill-posed).
+        attack_examples: images attacked per network and split (None: the whole split, as the
+            paper did).
+        min_target_examples: images attacked towards all nine wrong labels, for the true minimum.
+        peer_examples: images on which the peer attacks are compared with ours.
+        scipy_examples: of those, the images the slow per-example scipy reference attacks.
         error_tolerance_pp: how far, in percentage points, a network's error may sit from the
             paper's before the networks chapter's check fails.
+        distortion_tolerance: how far, as a fraction of the paper's value, an average minimum
+            distortion may sit from it before the blind-spots chapter's check fails.
         expected_minutes: measured wall time of the whole book on 2 CPU cores, cold cache.
     """
 
@@ -38,7 +45,12 @@ class Profile:
     train_subset: int | None
     lbfgs_iterations: dict[str, int] = field(default_factory=dict)
     conv_epochs: int = 1
+    attack_examples: int | None = None
+    min_target_examples: int = 1000
+    peer_examples: int = 1000
+    scipy_examples: int = 100
     error_tolerance_pp: float = 1.5
+    distortion_tolerance: float = 0.25
     expected_minutes: float = 0.0
 
     def describe(self) -> str:
@@ -53,8 +65,13 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         train_subset=10_000,
         lbfgs_iterations={"softmax": 100, "mlp": 150, "autoencoder": 60, "ae_softmax": 100},
-        conv_epochs=1,
+        conv_epochs=2,
+        attack_examples=500,
+        min_target_examples=100,
+        peer_examples=200,
+        scipy_examples=20,
         error_tolerance_pp=6.0,
+        distortion_tolerance=0.5,
         expected_minutes=4,
     ),
     "full": Profile(
@@ -62,7 +79,12 @@ PROFILES: dict[str, Profile] = {
         train_subset=None,
         lbfgs_iterations={"softmax": 1000, "mlp": 1200, "autoencoder": 400, "ae_softmax": 1000},
         conv_epochs=6,
+        attack_examples=None,
+        min_target_examples=1000,
+        peer_examples=1000,
+        scipy_examples=100,
         error_tolerance_pp=1.5,
+        distortion_tolerance=0.25,
         expected_minutes=60,
     ),
 }
