@@ -26,6 +26,8 @@ def test_predict_batches_and_validates():
     assert predict(AlwaysZero(), torch.rand(25, 1, 28, 28), batch_size=4).tolist() == [0] * 25
     with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
         predict(AlwaysZero(), torch.rand(2, 1, 28, 28) * 2)
+    outside = torch.rand(3, 1, 28, 28) * 3 - 1
+    assert predict(AlwaysZero(), outside, in_box=False).tolist() == [0, 0, 0]
     with pytest.raises(ValueError, match="empty set"):
         error_rate(AlwaysZero(), Split(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)))
 

@@ -27,11 +27,13 @@ def test_min_over_targets_is_no_larger_than_random_targets():
     assert (minimum.distortion <= random.distortion[:4] + 1e-6).all()
 
 
-def test_gaussian_noise_is_seeded_and_clipped():
-    images = torch.full((3, 1, 28, 28), 0.5)
-    noisy = experiments.gaussian_noise(images, 1.0, seed=0)
-    assert torch.equal(noisy, experiments.gaussian_noise(images, 1.0, seed=0))
-    assert noisy.min() == 0 and noisy.max() == 1
+def test_gaussian_noise_is_seeded_and_unclipped_unless_asked():
+    images = torch.full((200, 1, 28, 28), 0.5)
+    noisy = experiments.gaussian_noise(images, 0.3, seed=0)
+    assert torch.equal(noisy, experiments.gaussian_noise(images, 0.3, seed=0))
+    assert (noisy - images).pow(2).mean().sqrt().item() == pytest.approx(0.3, rel=0.01)  # stddev = RMS
+    clipped = experiments.gaussian_noise(images, 1.0, seed=0, clip=True)
+    assert clipped.min() == 0 and clipped.max() == 1
 
 
 def test_unknown_split():

@@ -88,15 +88,16 @@ def data_dir() -> Path:
     return Path(os.environ.get("INTRIGUING_DATA", Path.home() / ".cache" / "intriguing" / "data"))
 
 
-def check_images(images: Tensor, name: str = "images") -> None:
-    """Raise ``ValueError`` unless ``images`` is a float tensor (N, 1, 28, 28) with values in [0, 1]."""
+def check_images(images: Tensor, name: str = "images", in_box: bool = True) -> None:
+    """Raise ``ValueError`` unless ``images`` is a float tensor (N, 1, 28, 28) with values in [0, 1]
+    (any finite values when ``in_box`` is False, e.g. images with unclipped noise added)."""
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
     if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
+    if in_box and images.numel() and (images.min() < 0 or images.max() > 1):
         raise ValueError(
             f"{name} must have pixels in [0, 1], got range "
             f"[{images.min().item():.4g}, {images.max().item():.4g}]"

@@ -15,18 +15,20 @@ __all__ = ["error_rate", "error_table", "predict"]
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: Tensor, batch_size: int = 10_000) -> Tensor:
+def predict(model: nn.Module, images: Tensor, batch_size: int = 10_000, in_box: bool = True) -> Tensor:
     """Predicted labels.
 
     Args:
         model: maps images (B, 1, 28, 28) to logits (B, 10).
         images: (N, 1, 28, 28) in [0, 1].
         batch_size: images per forward pass.
+        in_box: require pixels in [0, 1]; pass False for images deliberately outside the box,
+            such as the paper's unclipped Gaussian-noise controls.
 
     Returns:
         (N,) int64 labels, on the CPU.
     """
-    check_images(images)
+    check_images(images, in_box=in_box)
     dev = device()
     was_training = model.training
     model.eval().to(dev)
@@ -36,11 +38,11 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 10_000) -> Tenso
         model.train(was_training)
 
 
-def error_rate(model: nn.Module, data: Split) -> float:
-    """The share of ``data`` that ``model`` misclassifies, in [0, 1]."""
+def error_rate(model: nn.Module, data: Split, in_box: bool = True) -> float:
+    """The share of ``data`` that ``model`` misclassifies, in [0, 1] (``in_box`` as in :func:`predict`)."""
     if len(data) == 0:
         raise ValueError("cannot measure an error rate on an empty set")
-    return (predict(model, data.images) != data.labels).double().mean().item()
+    return (predict(model, data.images, in_box=in_box) != data.labels).double().mean().item()
 
 
 def error_table(models: Mapping[str, nn.Module], sets: Mapping[str, Split]) -> pd.DataFrame:
