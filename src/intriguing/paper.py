@@ -1,6 +1,6 @@
 """The paper's numbers as data, and checks that put ours beside them.
 
-Tables 1-5 of Szegedy et al. (2013) are transcribed from ``shared/paper`` (arXiv:1312.6199);
+Tables 1-5 of Szegedy et al. (2013) are transcribed from the text of arXiv:1312.6199;
 errors and rates are in percent, distortions in RMS pixel units on [0, 1]. A chapter builds its
 own table in the same layout and calls :func:`compare_with_paper`, which returns the two side by
 side and raises :class:`PaperMismatch` when a number drifts outside the stated tolerance.
@@ -89,7 +89,8 @@ TABLE5 = pd.DataFrame(
     index=pd.Index(["Conv. 1", "Conv. 2", "Conv. 3", "Conv. 4", "Conv. 5", "FC. 1", "FC. 2", "FC. 3"],
                    name="layer"),
 )
-"""Table 5: frame bounds of AlexNet's layers, as given in ``shared/paper`` (arXiv:1312.6199)."""
+"""Table 5: frame bounds of AlexNet's layers, with lower and upper bounds as in arXiv:1312.6199 (another
+published version lists Conv. 1's upper bound as 2.75, with a stride column)."""
 
 FIGURES = {
     "figure5_average_distortion": 0.006508,  # AlexNet, 64 examples
