@@ -119,3 +119,16 @@ def test_attack_rejects_images_outside_the_box():
     with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
         min_distortion_attack(Flat(nn.Linear(784, 10)), torch.rand(2, 1, 28, 28) + 1, torch.tensor([1, 2]),
                               progress=False)
+
+
+def test_sharpened_objective_reaches_the_optimum_where_the_papers_does_not():
+    torch.manual_seed(0)
+    linear = nn.Linear(784, 10)  # untrained: small logits, where cross-entropy's soft maximum misleads
+    model = Flat(linear)
+    images = torch.rand(16, 1, 28, 28)
+    targets = random_targets(model(images).argmax(1), seed=0)
+    exact = exact_linear_attack(linear.weight, linear.bias, images, targets).distortion.mean()
+    papers = min_distortion_attack(model, images, targets, progress=False).distortion.mean()
+    sharp = min_distortion_attack(model, images, targets, logit_scale=100, progress=False).distortion.mean()
+    assert papers / exact > 1.1
+    assert sharp / exact <= 1.05
