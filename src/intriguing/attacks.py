@@ -126,6 +126,24 @@ def min_distortion_attack(
         (r.adversarial, r.success, r.distortion, r.c) for r in results))))
 
 
+def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of the per-example search over c.
+
+    Args:
+        hit: (B,) bool, whether the minimiser for ``c`` was classified as the target.
+        c: (B,) the c just tried; c_lo: (B,) the largest successful c so far (0: none);
+            c_hi: (B,) the smallest failed c so far (inf: none).
+
+    Returns:
+        The next c, and the updated c_lo and c_hi: c moves by a factor of 10 until a success and
+        a failure bracket it, then bisects the bracket in log space.
+    """
+    c_lo = torch.where(hit, torch.maximum(c_lo, c), c_lo)
+    c_hi = torch.where(hit, c_hi, torch.minimum(c_hi, c))
+    c = torch.where(torch.isinf(c_hi), c * 10, torch.where(c_lo == 0, c / 10, (c_lo * c_hi).sqrt()))
+    return c, c_lo, c_hi
+
+
 def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_init: float,
                   max_iter: int, memory: int, tol: float, logit_scale: float) -> AttackResult:
     batch = len(x)
@@ -149,9 +167,7 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_i
     for _ in range(c_steps):
         z = box_lbfgs(objective, z, max_iter, memory=memory, gtol=tol, ftol=tol)
         hit = _predict(model, z) == target
-        c_lo = torch.where(hit, torch.maximum(c_lo, c), c_lo)
-        c_hi = torch.where(hit, c_hi, torch.minimum(c_hi, c))
-        c = torch.where(torch.isinf(c_hi), c * 10, torch.where(c_lo == 0, c / 10, (c_lo * c_hi).sqrt()))
+        c, c_lo, c_hi = next_c(hit, c, c_lo, c_hi)
         z = torch.where(hit[:, None, None, None], z, best)  # restart failures from the best so far
     success = torch.isfinite(best_sq)
     distortion = torch.where(success, (best_sq / x[0].numel()).sqrt(), torch.zeros_like(best_sq))

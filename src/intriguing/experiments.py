@@ -86,6 +86,13 @@ SHARPENED_LOGIT_SCALE = 10.0
 """The logit scale of the sharpened objective that measures the solver against the exact optimum."""
 
 
+def _attack_config(network: str, profile: Profile, settings: dict, **extra) -> dict:
+    """The cache key of attack results: the network's training configuration, the search's
+    settings and whatever else selects the images."""
+    return {"network": training_config(get_spec(network), profile, DEFAULT_DECAY), "attack": settings,
+            "train_subset": profile.train_subset, **extra}
+
+
 def attacked_images(split: str, profile: Profile | str | None = None) -> Split:
     """The images the profile attacks: the training set (as the network saw it) or the test set,
     cut to the profile's ``attack_examples``."""
@@ -113,9 +120,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     images = attacked_images(split, profile)
     targets = random_targets(images.labels, seed=target_seed)
     settings = ATTACK_SETTINGS if logit_scale == 1 else {**ATTACK_SETTINGS, "logit_scale": logit_scale}
-    config = {"network": training_config(get_spec(network), profile, trained.decay_mode),
-              "attack": settings, "split": split, "attack_examples": profile.attack_examples,
-              "train_subset": profile.train_subset, "target_seed": target_seed}
+    config = _attack_config(network, profile, settings, split=split, attack_examples=profile.attack_examples,
+                            target_seed=target_seed)
     pieces = []
     starts = range(0, len(images), ATTACK_CHUNK)
     for start in tqdm(starts, desc=f"attacking {network} ({split})", disable=len(starts) == 1, leave=False):
@@ -139,9 +145,7 @@ def min_over_targets(network: str, profile: Profile | str | None = None) -> Atta
     profile = _profile(profile)
     trained = train_network(network, profile)
     images = attacked_images("train", profile).subset(slice(0, profile.min_target_examples))
-    config = {"network": training_config(get_spec(network), profile, trained.decay_mode),
-              "attack": ATTACK_SETTINGS, "examples": profile.min_target_examples,
-              "train_subset": profile.train_subset}
+    config = _attack_config(network, profile, ATTACK_SETTINGS, examples=profile.min_target_examples)
 
     def compute() -> dict:
         best: AttackResult | None = None
@@ -237,9 +241,9 @@ def peer_table(network: str = "N100-100-10", profile: Profile | str | None = Non
     model = train_network(network, profile).model
     images = attacked_images("train", profile).subset(slice(0, profile.peer_examples))
     targets = random_targets(images.labels, seed=0)
-    config = {"network": training_config(get_spec(network), profile, DEFAULT_DECAY), "attack": ATTACK_SETTINGS,
-              "examples": profile.peer_examples, "scipy_examples": profile.scipy_examples,
-              "train_subset": profile.train_subset, "threads": torch.get_num_threads(), "device": str(device())}
+    config = _attack_config(network, profile, ATTACK_SETTINGS, examples=profile.peer_examples,
+                            scipy_examples=profile.scipy_examples, threads=torch.get_num_threads(),
+                            device=str(device()))
 
     def compute() -> dict:
         runs: dict[str, tuple[AttackResult, float, int]] = {}

@@ -16,7 +16,7 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attacks import AttackResult, _check_targets, rms_distortion
+from .attacks import AttackResult, _check_targets, next_c, rms_distortion
 
 __all__ = ["FOOLBOX_ATTACKS", "foolbox_attack", "scipy_lbfgs_attack"]
 
@@ -73,13 +73,13 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
         x = images[i:i + 1].double()
         target = targets[i:i + 1]
         best = {"sq": np.inf, "z": x.numpy().ravel().copy()}
-        c, c_lo, c_hi = c_init, 0.0, np.inf
+        c, c_lo, c_hi = torch.tensor([c_init]), torch.tensor([0.0]), torch.tensor([np.inf])
 
         def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
             z = torch.from_numpy(v).view_as(x).float().requires_grad_(True)
             logits = model(z)
             sq = (z.double() - x).pow(2).sum()
-            loss = c * sq + F.cross_entropy(logits.double(), target)
+            loss = c.item() * sq + F.cross_entropy(logits.double(), target)
             (grad,) = torch.autograd.grad(loss, z)
             if logits.argmax(1).item() == target.item() and sq.item() < best["sq"]:
                 best["sq"], best["z"] = sq.item(), v.copy()
@@ -91,13 +91,9 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
                                     factr=tol / np.finfo(float).eps, pgtol=tol)
             with torch.no_grad():
                 hit = model(torch.from_numpy(v).view_as(x).float()).argmax(1).item() == target.item()
-            if hit:
-                c_lo = max(c_lo, c)
-            else:
-                c_hi = min(c_hi, c)
-            c = c * 10 if np.isinf(c_hi) else (c / 10 if c_lo == 0 else float(np.sqrt(c_lo * c_hi)))
+            c, c_lo, c_hi = next_c(torch.tensor([hit]), c, c_lo, c_hi)
             start = v if hit else best["z"]
         out[i] = torch.from_numpy(best["z"]).view_as(x[0]).float()
-        success[i], cs[i] = bool(np.isfinite(best["sq"])), c_lo
+        success[i], cs[i] = bool(np.isfinite(best["sq"])), c_lo.item()
     distortion = torch.where(success, rms_distortion(out, images), torch.zeros(len(images)))
     return AttackResult(out, success, distortion, cs)
