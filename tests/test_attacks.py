@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing.attacks import (exact_linear_attack, min_distortion_attack, random_targets,
+from intriguing.attacks import (classified_as, exact_linear_attack, min_distortion_attack, random_targets,
                                 rms_distortion)
 from intriguing.lbfgs_box import box_lbfgs
 
@@ -132,3 +132,10 @@ def test_sharpened_objective_reaches_the_optimum_where_the_papers_does_not():
     sharp = min_distortion_attack(model, images, targets, logit_scale=100, progress=False).distortion.mean()
     assert papers / exact > 1.1
     assert sharp / exact <= 1.05
+
+
+def test_classified_as_needs_the_target_ahead_by_the_margin():
+    logits = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.5, 0.0], [2.0, 1.0, 0.0]])
+    targets = torch.tensor([1, 1, 1])
+    assert classified_as(logits, targets, 1e-3).tolist() == [False, True, False]  # a tie is no success
+    assert classified_as(logits, targets, 0.6).tolist() == [False, False, False]

@@ -16,7 +16,7 @@ def test_tables_hold_the_papers_numbers():
     assert paper.TABLE1.loc["N200-200-10", "Test error"] == 1.54
     assert paper.TABLE2.shape == (8, 7) and paper.TABLE2.loc["AE400-10", "N100-100-10"] == 9.4
     assert paper.TABLE3.loc["M1'", "Error on P2"] == 2.5
-    assert paper.TABLE4.shape == (8, 3) and paper.TABLE4.iloc[5, 2] == 22
+    assert paper.TABLE4.shape == (8, 4) and paper.TABLE4.iloc[5, 2] == 22
     assert paper.TABLE5.loc["Conv. 1", "Upper bound"] == 20
     assert paper.FIGURES["figure5_average_distortion"] == 0.006508
 

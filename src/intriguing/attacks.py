@@ -28,7 +28,8 @@ from .data import N_CLASSES, check_images
 from .lbfgs_box import box_lbfgs
 from .profiles import device
 
-__all__ = ["AttackResult", "exact_linear_attack", "min_distortion_attack", "random_targets", "rms_distortion"]
+__all__ = ["AttackResult", "classified_as", "exact_linear_attack", "min_distortion_attack", "random_targets",
+           "rms_distortion"]
 
 
 @dataclass
@@ -60,6 +61,15 @@ def random_targets(labels: Tensor, seed: int = 0) -> Tensor:
     return (labels.cpu() + offset) % N_CLASSES
 
 
+def classified_as(logits: Tensor, targets: Tensor, margin: float) -> Tensor:
+    """Whether each row of ``logits`` (B, K) puts its target (B,) ahead of every other class by at
+    least ``margin``. A margin keeps a success a success however the images are later batched: an
+    exact tie of two logits can fall either way with the summation order of another batch size."""
+    target_logit = logits.gather(1, targets.view(-1, 1)).squeeze(1)
+    others = logits.scatter(1, targets.view(-1, 1), float("-inf")).max(1).values
+    return target_logit - others >= margin
+
+
 def _check_targets(images: Tensor, targets: Tensor, labels: Tensor | None) -> None:
     check_images(images)
     if targets.shape != (len(images),):
@@ -87,6 +97,7 @@ def min_distortion_attack(
     max_iter: int = 50,
     memory: int = 10,
     tol: float = 1e-4,
+    margin: float = 1e-3,
     logit_scale: float = 1.0,
     batch_size: int = 1000,
     progress: bool = True,
@@ -105,6 +116,8 @@ def min_distortion_attack(
         memory: curvature pairs per example.
         tol: an example's L-BFGS run for one c stops when an iteration lowers its objective by
             less than ``tol`` relative, or its projected gradient falls below ``tol``.
+        margin: an image counts as classified as its target only when the target's logit leads
+            every other by at least this much (see :func:`classified_as`).
         logit_scale: the loss is CE(logit_scale · f(x'), l). 1 is the paper's objective; a larger
             value sharpens the cross-entropy's soft maximum towards the hard margin, whose
             minimiser approaches the closest point of the target region (see the chapter).
@@ -121,7 +134,7 @@ def min_distortion_attack(
     batches = list(zip(images.split(batch_size), targets.split(batch_size)))
     for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
         results.append(_attack_batch(model, x.to(dev), l.to(dev), c_steps, c_init, max_iter, memory, tol,
-                                     logit_scale))
+                                     margin, logit_scale))
     return AttackResult(*(torch.cat(parts).cpu() for parts in zip(*(
         (r.adversarial, r.success, r.distortion, r.c) for r in results))))
 
@@ -145,7 +158,7 @@ def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, 
 
 
 def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_init: float,
-                  max_iter: int, memory: int, tol: float, logit_scale: float) -> AttackResult:
+                  max_iter: int, memory: int, tol: float, margin: float, logit_scale: float) -> AttackResult:
     batch = len(x)
     best = x.clone()
     best_sq = torch.full((batch,), float("inf"), device=x.device)
@@ -157,7 +170,7 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_i
         logits = model(z)
         sq = (z - x[index]).flatten(1).pow(2).sum(1)
         with torch.no_grad():  # keep the best successful iterate seen anywhere
-            better = (logits.argmax(1) == target[index]) & (sq < best_sq[index])
+            better = classified_as(logits, target[index], margin) & (sq < best_sq[index])
             if better.any():
                 best[index[better]] = z[better].detach()
                 best_sq[index[better]] = sq[better].detach()

@@ -29,14 +29,10 @@ TABLE1_NETWORKS = list(paper.TABLE1.index)
 TABLE3_NETWORKS = list(paper.TABLE3.index)
 
 
-def _profile(profile: Profile | str | None) -> Profile:
-    return profile if isinstance(profile, Profile) else get_profile(profile)
-
-
 def table1_errors(profile: Profile | str | None = None, decay_mode: str = DEFAULT_DECAY,
                   networks: list[str] | None = None) -> pd.DataFrame:
     """Table 1's error columns (%): each network on the images it was trained on and on the test set."""
-    profile = _profile(profile)
+    profile = get_profile(profile)
     networks = networks or TABLE1_NETWORKS
     trained = {name: train_network(name, profile, decay_mode).model for name in networks}
     train_err = error_table(trained, {"Training error": training_split("train", profile)})
@@ -46,7 +42,7 @@ def table1_errors(profile: Profile | str | None = None, decay_mode: str = DEFAUL
 
 def table3_errors(profile: Profile | str | None = None) -> pd.DataFrame:
     """Table 3's error columns (%): M1, M1' and M2 on P1, P2 (as the profile cuts them) and the test set."""
-    profile = _profile(profile)
+    profile = get_profile(profile)
     trained = {name: train_network(name, profile).model for name in TABLE3_NETWORKS}
     return error_table(trained, {"Error on P1": training_split("P1", profile),
                                  "Error on P2": training_split("P2", profile),
@@ -61,7 +57,7 @@ def decay_mode_table(profile: Profile | str | None = None) -> pd.DataFrame:
         ``mean |diff|`` (percentage points), the mode's mean absolute difference from Table 1
         over its six softmax numbers.
     """
-    profile = _profile(profile)
+    profile = get_profile(profile)
     softmax = ["softmax1", "softmax2", "softmax3"]
     frames = {}
     for mode in DECAY_MODES:
@@ -79,7 +75,7 @@ def training_summary(networks: list[TrainedNetwork]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["network", "stage"])
 
 
-ATTACK_SETTINGS = {"c_steps": 10, "c_init": 1.0, "max_iter": 50, "memory": 10, "tol": 1e-4}
+ATTACK_SETTINGS = {"c_steps": 10, "c_init": 1.0, "max_iter": 50, "memory": 10, "tol": 1e-4, "margin": 1e-3}
 """The minimum-distortion search's settings, the same for every chapter and profile."""
 ATTACK_CHUNK = 5000  # images per cached piece: a killed run loses at most one piece
 SHARPENED_LOGIT_SCALE = 10.0
@@ -96,7 +92,7 @@ def _attack_config(network: str, profile: Profile, settings: dict, **extra) -> d
 def attacked_images(split: str, profile: Profile | str | None = None) -> Split:
     """The images the profile attacks: the training set (as the network saw it) or the test set,
     cut to the profile's ``attack_examples``."""
-    profile = _profile(profile)
+    profile = get_profile(profile)
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
     images = training_split("train", profile) if split == "train" else load_mnist("test")
@@ -115,7 +111,7 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     Returns:
         The attacked images (with their true labels) and the :class:`AttackResult`.
     """
-    profile = _profile(profile)
+    profile = get_profile(profile)
     trained = train_network(network, profile)
     images = attacked_images(split, profile)
     targets = random_targets(images.labels, seed=target_seed)
@@ -142,7 +138,7 @@ def min_over_targets(network: str, profile: Profile | str | None = None) -> Atta
 
     Run on the first ``profile.min_target_examples`` attacked training images, cached.
     """
-    profile = _profile(profile)
+    profile = get_profile(profile)
     trained = train_network(network, profile)
     images = attacked_images("train", profile).subset(slice(0, profile.min_target_examples))
     config = _attack_config(network, profile, ATTACK_SETTINGS, examples=profile.min_target_examples)
@@ -171,7 +167,7 @@ def table1_distortion(profile: Profile | str | None = None) -> pd.DataFrame:
         One row per Table 1 network: ``Av. min. distortion`` (random targets, the attacked
         training images), its success rate (%), and ``min over targets`` with its example count.
     """
-    profile = _profile(profile)
+    profile = get_profile(profile)
     rows = {}
     for name in TABLE1_NETWORKS:
         _, random = adversarial_set(name, "train", profile)
@@ -207,7 +203,7 @@ def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
         distortion and its ratio to the exact one (over the images all three succeed on), and the
         success rates (%).
     """
-    profile = _profile(profile)
+    profile = get_profile(profile)
     rows = {}
     for name in ["softmax1", "softmax2", "softmax3"]:
         images, paper_objective = adversarial_set(name, "train", profile)
@@ -240,7 +236,7 @@ def peer_table(network: str = "N100-100-10", profile: Profile | str | None = Non
         One row per attack: examples, success (%), mean distortion over its successes, ours'
         mean distortion on the same examples, and seconds per 1000 examples.
     """
-    profile = _profile(profile)
+    profile = get_profile(profile)
     model = train_network(network, profile).model
     images = attacked_images("train", profile).subset(slice(0, profile.peer_examples))
     targets = random_targets(images.labels, seed=0)

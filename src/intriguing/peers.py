@@ -16,7 +16,7 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attacks import AttackResult, _check_targets, next_c, rms_distortion
+from .attacks import AttackResult, _check_targets, classified_as, next_c, rms_distortion
 
 __all__ = ["FOOLBOX_ATTACKS", "foolbox_attack", "scipy_lbfgs_attack"]
 
@@ -58,7 +58,7 @@ def foolbox_attack(name: str, model: nn.Module, images: Tensor, targets: Tensor,
 
 def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_steps: int = 10,
                        c_init: float = 1.0, max_iter: int = 50, memory: int = 10, tol: float = 1e-4,
-                       progress: bool = True) -> AttackResult:
+                       margin: float = 1e-3, progress: bool = True) -> AttackResult:
     """§4.1's search one example at a time with scipy's L-BFGS-B: the reference design.
 
     Arguments are those of :func:`intriguing.attacks.min_distortion_attack`; the c schedule and
@@ -81,7 +81,7 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
             sq = (z.double() - x).pow(2).sum()
             loss = c.item() * sq + F.cross_entropy(logits.double(), target)
             (grad,) = torch.autograd.grad(loss, z)
-            if logits.argmax(1).item() == target.item() and sq.item() < best["sq"]:
+            if classified_as(logits.detach(), target, margin).item() and sq.item() < best["sq"]:
                 best["sq"], best["z"] = sq.item(), v.copy()
             return loss.item(), grad.double().numpy().ravel()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+import pandas as pd
+
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
@@ -14,7 +16,7 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["digit_grid", "loss_curves", "pairs_grid"]
+__all__ = ["difference_heatmap", "digit_grid", "loss_curves", "pairs_grid"]
 
 
 def digit_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int = 10,
@@ -62,5 +64,27 @@ def loss_curves(logs: dict[str, "FitLog"], step: int) -> Figure:
     ax.set_xlabel("L-BFGS iteration")
     ax.set_ylabel("objective")
     ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def difference_heatmap(diff: pd.DataFrame, title: str, limit: float | None = None) -> Figure:
+    """Show a table of differences (ours − paper) as an annotated heat map, red above and blue below.
+
+    Args:
+        diff: rows × columns of differences, e.g. in percentage points.
+        title: the figure's title.
+        limit: the colour scale's half-range (default: the largest |difference|).
+    """
+    values = diff.to_numpy(dtype=float)
+    limit = limit or max(float(abs(values).max()), 1e-9)
+    fig, ax = plt.subplots(figsize=(1.1 * diff.shape[1] + 3, 0.45 * diff.shape[0] + 1.2))
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), value in pd.DataFrame(values).stack().items():
+        ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(diff.shape[1]), diff.columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(diff.shape[0]), diff.index, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig

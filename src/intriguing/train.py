@@ -303,7 +303,7 @@ def train_network(name: str, profile: Profile | str | None = None,
     spec = get_spec(name)
     if decay_mode not in DECAY_MODES:
         raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    profile = get_profile(profile)
     config = training_config(spec, profile, decay_mode)
     model = build_model(name)
 

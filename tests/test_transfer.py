@@ -1,0 +1,115 @@
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from intriguing import paper, transfer
+from intriguing.attacks import rms_distortion
+from intriguing.profiles import Profile
+
+TINY = Profile(name="tiny", train_subset=200,
+               lbfgs_iterations={"softmax": 30, "mlp": 30, "autoencoder": 20, "ae_softmax": 30},
+               attack_examples=12, min_target_examples=4, peer_examples=6, scipy_examples=2)
+
+
+class MeanThreshold(nn.Module):
+    """Class 1 when the mean pixel exceeds ``threshold``, else class 0."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, images):
+        score = images.flatten(1).mean(1) - self.threshold
+        return torch.stack([-score, score] + [torch.full_like(score, -1e9)] * 8, 1)
+
+
+def test_error_matrix_counts_errors_per_network_and_set():
+    originals = torch.full((4, 1, 28, 28), 0.2)
+    labels = torch.tensor([0, 0, 0, 0])
+    brighter = originals.clone()
+    brighter[:2] += 0.2  # two images reach mean 0.4
+    sets = {"bright": transfer.DistortedSet.from_images(brighter, originals, labels)}
+    matrix = transfer.error_matrix({"t=0.3": MeanThreshold(0.3), "t=0.5": MeanThreshold(0.5)}, sets)
+    assert matrix.loc["bright", "t=0.3"] == 50 and matrix.loc["bright", "t=0.5"] == 0
+    assert matrix.loc["bright", "Av. distortion"] == pytest.approx(0.1)  # RMS 0.2 on half the images
+
+
+def test_distorted_set_knows_whether_it_left_the_box():
+    originals = torch.full((3, 1, 28, 28), 0.5)
+    assert transfer.DistortedSet.from_images(originals + 0.1, originals, torch.zeros(3, dtype=torch.long)).in_box
+    noisy = transfer.noise_set(originals, torch.zeros(3, dtype=torch.long), stddev=1.0)
+    assert not noisy.in_box and noisy.distortion == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="differ in shape"):
+        transfer.DistortedSet.from_images(originals[:2], originals, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        transfer.DistortedSet.from_images(originals, originals, torch.zeros(2, dtype=torch.long))
+
+
+def test_amplify_scales_the_set_to_its_average_distortion_along_each_direction():
+    originals = torch.full((3, 1, 28, 28), 0.5)
+    steps = torch.tensor([0.02, 0.04, 0.0]).view(-1, 1, 1, 1)
+    adversarial = originals + steps
+    amplified = transfer.amplify(originals, adversarial, 0.1)
+    assert rms_distortion(amplified, originals).mean().item() == pytest.approx(0.1)
+    # one factor for the whole set: 0.1 / mean(0.02, 0.04, 0) = 5
+    assert torch.allclose(amplified - originals, 5 * steps.expand_as(originals))
+
+
+def test_amplify_per_example_normalises_each_perturbation_and_keeps_unperturbed_images():
+    originals = torch.full((3, 1, 28, 28), 0.5)
+    adversarial = originals + torch.tensor([0.02, 0.3, 0.0]).view(-1, 1, 1, 1)
+    amplified = transfer.amplify(originals, adversarial, 0.1, per_example=True)
+    assert torch.allclose(rms_distortion(amplified, originals), torch.tensor([0.1, 0.1, 0.0]))
+    assert amplified.max() > 0.5  # the direction is kept ...
+    assert torch.equal(amplified[2], originals[2])  # ... and an unperturbed image stays
+
+
+def test_amplify_rejects_bad_input():
+    originals = torch.full((2, 1, 28, 28), 0.5)
+    with pytest.raises(ValueError, match="no perturbation"):
+        transfer.amplify(originals, originals.clone())
+    with pytest.raises(ValueError, match="shapes differ"):
+        transfer.amplify(originals, originals[:1])
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+        transfer.amplify(originals, originals + 0.6)
+
+
+def test_noise_margins_of_the_papers_table2():
+    margins = transfer.noise_margins(paper.TABLE2)
+    assert len(margins) == 6 * 5  # every off-diagonal cell
+    # N100-100-10's set (0.058) is compared with noise of stddev 0.1; softmax3's (0.14) with 0.3.
+    assert margins.loc[("N100-100-10", "softmax3"), "margin"] == pytest.approx(21.1 - 18.3)
+    assert margins.loc[("softmax3", "softmax1"), "noise"] == "Gaussian noise, stddev=0.3"
+    assert (margins["margin"] > 0).all()  # the claim holds on the paper's own numbers
+
+
+def test_noise_margins_needs_noise_at_least_as_strong():
+    table = paper.TABLE2.drop(index="Gaussian noise, stddev=0.3")
+    with pytest.raises(ValueError, match="'softmax3' .* more distorted than every noise row"):
+        transfer.noise_margins(table)
+
+
+def test_amplification_gain_and_training_set_gap_of_the_papers_table4():
+    gain = transfer.amplification_gain(paper.TABLE4)
+    assert list(gain.index) == ["M1", "M1'", "M2"]
+    assert gain.loc["M1", "M1'"] == pytest.approx(98 - 26.2)
+    assert gain.loc["M2", "M2"] == 0
+    gap = transfer.training_set_gap(paper.TABLE4)
+    assert gap["M1"] == pytest.approx(26.2 - 5.9) and gap["M1'"] == pytest.approx(6.25 - 5.1)
+    assert transfer.training_set_gap(paper.TABLE4, amplified=True)["M1'"] == pytest.approx(96 - 22)
+
+
+def test_tables_2_and_4_have_the_papers_layout_and_full_diagonals():
+    table2 = transfer.table2(TINY)
+    assert list(table2.index) == list(paper.TABLE2.index) and list(table2.columns) == list(paper.TABLE2.columns)
+    assert all(table2.loc[name, name] == 100 for name in paper.TABLE1.index)
+    assert table2.loc["Gaussian noise, stddev=0.3", "Av. distortion"] == pytest.approx(0.3, rel=0.05)
+    table4 = transfer.table4(TINY)
+    assert list(table4.index) == list(paper.TABLE4.index) and list(table4.columns) == list(paper.TABLE4.columns)
+    for name in paper.TABLE3.index:
+        assert table4.loc[f"Distorted for {name}", name] == 100
+    amplified = [row for row in table4.index if row.endswith(", amplified")]
+    assert table4.loc[amplified, "Av. distortion"].to_numpy() == pytest.approx([0.1] * 3)
+    table3 = transfer.table3(TINY)
+    assert isinstance(table3, pd.DataFrame) and (table3["Min Av. Distortion"] > 0).all()
