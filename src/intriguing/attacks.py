@@ -37,7 +37,7 @@ class AttackResult:
     """The outcome of a minimum-distortion search.
 
     Attributes:
-        adversarial: (N, 1, 28, 28) in [0, 1]; the best image found, or x itself where none was.
+        adversarial: (N, C, H, W) in [0, 1]; the best image found, or x itself where none was.
         success: (N,) bool, whether ``adversarial`` is classified as the target.
         distortion: (N,) RMS distortion √(Σ(x' − x)²/n) of ``adversarial`` (0 where failed).
         c: (N,) the largest c whose minimiser was classified as the target (0 if none).
@@ -54,11 +54,11 @@ def rms_distortion(adversarial: Tensor, images: Tensor) -> Tensor:
     return (adversarial - images).flatten(1).pow(2).mean(1).sqrt()
 
 
-def random_targets(labels: Tensor, seed: int = 0) -> Tensor:
+def random_targets(labels: Tensor, seed: int = 0, n_classes: int = N_CLASSES) -> Tensor:
     """A uniformly random wrong label for each true label, seeded. (N,) int64 -> (N,) int64."""
     gen = torch.Generator().manual_seed(seed)
-    offset = torch.randint(1, N_CLASSES, labels.shape, generator=gen)
-    return (labels.cpu() + offset) % N_CLASSES
+    offset = torch.randint(1, n_classes, labels.shape, generator=gen)
+    return (labels.cpu() + offset) % n_classes
 
 
 def classified_as(logits: Tensor, targets: Tensor, margin: float) -> Tensor:
@@ -70,12 +70,12 @@ def classified_as(logits: Tensor, targets: Tensor, margin: float) -> Tensor:
     return target_logit - others >= margin
 
 
-def _check_targets(images: Tensor, targets: Tensor, labels: Tensor | None) -> None:
-    check_images(images)
+def _check_targets(images: Tensor, targets: Tensor, labels: Tensor | None, n_classes: int = N_CLASSES) -> None:
+    check_images(images, shape=None)
     if targets.shape != (len(images),):
         raise ValueError(f"targets must have shape ({len(images)},), got {tuple(targets.shape)}")
-    if targets.dtype != torch.int64 or targets.min() < 0 or targets.max() >= N_CLASSES:
-        raise ValueError(f"targets must be int64 labels in 0..{N_CLASSES - 1}")
+    if targets.dtype != torch.int64 or targets.min() < 0 or targets.max() >= n_classes:
+        raise ValueError(f"targets must be int64 labels in 0..{n_classes - 1}")
     if labels is not None and (targets.cpu() == labels.cpu()).any():
         first = int((targets.cpu() == labels.cpu()).nonzero()[0])
         raise ValueError(f"target equals the true label for example {first}: D(x, f(x)) = x is trivial")
@@ -105,9 +105,9 @@ def min_distortion_attack(
     """Approximate D(x, l) for every image: the closest image in the box classified as its target.
 
     Args:
-        model: maps images (B, 1, 28, 28) to logits (B, 10); used in eval mode.
-        images: (N, 1, 28, 28) in [0, 1].
-        targets: (N,) int64 target labels.
+        model: maps images (B, C, H, W) to logits (B, K); used in eval mode.
+        images: (N, C, H, W) in [0, 1], e.g. MNIST's (N, 1, 28, 28).
+        targets: (N,) int64 target labels in 0..K-1.
         labels: (N,) true labels; if given, a target equal to its label is an error.
         c_steps: evaluations of c per example. c starts at ``c_init``, moves by factors of 10
             until bracketed, then bisects in log space.
@@ -127,9 +127,12 @@ def min_distortion_attack(
     Returns:
         An :class:`AttackResult` on the CPU.
     """
-    _check_targets(images, targets, labels)
+    check_images(images, shape=None)
     dev = device()
     model = model.eval().to(dev)
+    with torch.no_grad():
+        n_classes = model(images[:1].to(dev)).shape[1]
+    _check_targets(images, targets, labels, n_classes)
     results = []
     batches = list(zip(images.split(batch_size), targets.split(batch_size)))
     for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):

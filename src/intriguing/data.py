@@ -88,13 +88,17 @@ def data_dir() -> Path:
     return Path(os.environ.get("INTRIGUING_DATA", Path.home() / ".cache" / "intriguing" / "data"))
 
 
-def check_images(images: Tensor, name: str = "images", in_box: bool = True) -> None:
-    """Raise ``ValueError`` unless ``images`` is a float tensor (N, 1, 28, 28) with values in [0, 1]
-    (any finite values when ``in_box`` is False, e.g. images with unclipped noise added)."""
+def check_images(images: Tensor, name: str = "images", in_box: bool = True,
+                 shape: tuple[int, ...] | None = IMAGE_SHAPE) -> None:
+    """Raise ``ValueError`` unless ``images`` is a float tensor (N, *shape) with values in [0, 1]
+    (any finite values when ``in_box`` is False, e.g. images with unclipped noise added).
+    ``shape`` defaults to MNIST's (1, 28, 28); None accepts any (N, C, H, W)."""
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
+    if shape is None and images.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(images.shape)}")
+    if shape is not None and (images.ndim != 1 + len(shape) or tuple(images.shape[1:]) != shape):
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
     if in_box and images.numel() and (images.min() < 0 or images.max() > 1):

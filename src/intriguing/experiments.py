@@ -22,6 +22,7 @@ from .train import (DECAY_MODES, DEFAULT_DECAY, TrainedNetwork, train_network, t
                     training_split)
 
 __all__ = ["adversarial_set", "attacked_images", "decay_mode_table", "exact_comparison", "gaussian_noise",
+           "imagenet_adversarial",
            "min_over_targets", "peer_table", "table1_distortion", "table1_errors", "table3_errors",
            "training_summary"]
 
@@ -267,3 +268,30 @@ def peer_table(network: str = "N100-100-10", profile: Profile | str | None = Non
 
     rows = cache.cached("peers", network, config, compute)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attack")
+
+
+def imagenet_adversarial(profile: Profile | str | None = None, target_seed: int = 0):
+    """Figure 5's analogue: D(x, l) on EfficientNet-Lite0 for the shipped ImageNet images, random
+    wrong targets among the 1000 classes, cached.
+
+    Returns:
+        The attacked :class:`intriguing.imagenet.ImageSet` (the first ``profile.imagenet_examples``
+        samples) and the :class:`AttackResult`.
+    """
+    from .imagenet import EFFICIENTNET_LITE0_SHA256, ImageSet, efficientnet_lite0, imagenet_samples
+
+    profile = get_profile(profile)
+    samples = imagenet_samples()
+    k = profile.imagenet_examples
+    images = ImageSet(samples.images[:k], samples.labels[:k], samples.names[:k])
+    targets = random_targets(images.labels, seed=target_seed, n_classes=1000)
+    settings = {**ATTACK_SETTINGS, **profile.imagenet_attack}
+    config = {"network": "efficientnet-lite0", "weights": EFFICIENTNET_LITE0_SHA256, "attack": settings,
+              "images": list(images.names), "target_seed": target_seed}
+
+    def compute() -> dict:
+        model = efficientnet_lite0()
+        return asdict(min_distortion_attack(model, images.images, targets, labels=images.labels,
+                                            batch_size=len(images), **settings))
+
+    return images, AttackResult(**cache.cached("attacks-imagenet", "efficientnet-lite0", config, compute))

@@ -16,7 +16,7 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["difference_heatmap", "digit_grid", "loss_curves", "pairs_grid"]
+__all__ = ["adversarial_triplets", "difference_heatmap", "digit_grid", "loss_curves", "pairs_grid"]
 
 
 def digit_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int = 10,
@@ -86,5 +86,34 @@ def difference_heatmap(diff: pd.DataFrame, title: str, limit: float | None = Non
     ax.set_yticks(range(diff.shape[0]), diff.index, fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def adversarial_triplets(originals: Tensor, adversarial: Tensor, titles: Sequence[str] | None = None,
+                         magnification: float = 10.0, size: float = 2.0) -> Figure:
+    """Figure 5's layout, one row per image: the original, the difference magnified (grey is zero),
+    and the adversarial image.
+
+    Args:
+        originals, adversarial: (N, 3, H, W) RGB in [0, 1].
+        titles: a caption per row, shown over the adversarial image.
+        magnification: the factor applied to the difference before it is shown around 0.5.
+    """
+    check_images(originals, "originals", shape=None)
+    check_images(adversarial, "adversarial images", shape=None)
+    if originals.shape != adversarial.shape:
+        raise ValueError(f"shapes differ: {tuple(originals.shape)} and {tuple(adversarial.shape)}")
+    n = len(originals)
+    fig, axes = plt.subplots(n, 3, figsize=(3 * size, n * size), squeeze=False)
+    difference = (0.5 + magnification * (adversarial - originals)).clamp(0, 1)
+    for i in range(n):
+        for j, (image, label) in enumerate([(originals[i], "original"),
+                                            (difference[i], f"difference ×{magnification:g}"),
+                                            (adversarial[i], titles[i] if titles else "adversarial")]):
+            ax = axes[i, j]
+            ax.imshow(image.permute(1, 2, 0).cpu().numpy())
+            ax.set_title(label, fontsize=8)
+            ax.axis("off")
     fig.tight_layout()
     return fig
