@@ -15,14 +15,14 @@ from torch import Tensor
 
 from .data import N_CLASSES, Split, load_mnist
 from .evaluate import error_table
-from .models import get_spec
+from .models import build_model, get_spec
 from .peers import FOOLBOX_ATTACKS, foolbox_attack, scipy_lbfgs_attack
 from .profiles import Profile, device, get_profile
 from .train import (DECAY_MODES, DEFAULT_DECAY, TrainedNetwork, train_network, training_config,
                     training_split)
 
 __all__ = ["adversarial_set", "attacked_images", "decay_mode_table", "exact_comparison", "gaussian_noise",
-           "imagenet_adversarial",
+           "imagenet_adversarial", "unit_coherence_table",
            "min_over_targets", "peer_table", "table1_distortion", "table1_errors", "table3_errors",
            "training_summary"]
 
@@ -295,3 +295,39 @@ def imagenet_adversarial(profile: Profile | str | None = None, target_seed: int 
                                             batch_size=len(images), **settings))
 
     return images, AttackResult(**cache.cached("attacks-imagenet", "efficientnet-lite0", config, compute))
+
+
+UNIT_NETWORKS = ["Conv", "N100-100-10", "AE400-10"]
+UNIT_TOP_K = 10
+
+
+def unit_coherence_table(profile: Profile | str | None = None, networks: list[str] | None = None,
+                         k: int = UNIT_TOP_K, seed: int = 0) -> pd.DataFrame:
+    """§3 measured on the MNIST test set: units against random directions of each network's last
+    hidden layer, trained and, as a control, untrained (its initial weights, seeded).
+
+    The label-free score is the mean pairwise cosine similarity of the top-k images' pixels.
+
+    Returns:
+        One row per (network, ``trained``/``untrained``) and score: the mean score of units and of
+        random directions, the Mann-Whitney p-value and P(unit > random); and, on the untrained
+        rows, ``p, trained vs untrained random``: whether the score tells the trained network's
+        random directions from the untrained one's.
+    """
+    from . import units
+
+    profile = get_profile(profile)
+    test = load_mnist("test")
+    pixels = test.images.flatten(1)
+    frames = {}
+    for name in networks or UNIT_NETWORKS:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            untrained = build_model(name)
+        results = {state: units.unit_vs_random(units.activations(model, test.images), test.labels, pixels, k, seed)
+                   for state, model in [("trained", train_network(name, profile).model), ("untrained", untrained)]}
+        control = units.compare_scores(results["trained"].random, results["untrained"].random)
+        frames[(name, "trained")] = results["trained"].summary
+        frames[(name, "untrained")] = results["untrained"].summary.assign(
+            **{"p, trained vs untrained random": control["p-value"]})
+    return pd.concat(frames, names=["network", "weights"])

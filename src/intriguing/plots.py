@@ -16,13 +16,16 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["adversarial_triplets", "difference_heatmap", "digit_grid", "loss_curves", "pairs_grid"]
+__all__ = ["adversarial_triplets", "difference_heatmap", "image_grid", "loss_curves", "pairs_grid"]
 
 
-def digit_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int = 10,
+def image_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int = 10,
                size: float = 1.0) -> Figure:
-    """Show images (N, 1, 28, 28) in [0, 1] in a grid, black on white as printed digits."""
-    check_images(images)
+    """Show images (N, C, H, W) in [0, 1] in a grid: one channel black on white as printed digits,
+    three as RGB."""
+    check_images(images, shape=None)
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
     n = len(images)
     nrows = max(1, -(-n // ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * (1.25 if titles else 1)),
@@ -30,7 +33,10 @@ def digit_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int =
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i, 0].cpu(), cmap="gray_r", vmin=0, vmax=1)
+            if images.shape[1] == 1:
+                ax.imshow(images[i, 0].cpu(), cmap="gray_r", vmin=0, vmax=1)
+            else:
+                ax.imshow(images[i].permute(1, 2, 0).cpu().numpy())
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
@@ -45,7 +51,7 @@ def pairs_grid(originals: Tensor, distorted: Tensor, ncols: int = 10, size: floa
     """
     if originals.shape != distorted.shape:
         raise ValueError(f"shapes differ: {tuple(originals.shape)} and {tuple(distorted.shape)}")
-    return digit_grid(torch.stack([originals, distorted], 1).flatten(0, 1), ncols=ncols, size=size)
+    return image_grid(torch.stack([originals, distorted], 1).flatten(0, 1), ncols=ncols, size=size)
 
 
 def loss_curves(logs: dict[str, "FitLog"], step: int) -> Figure:
