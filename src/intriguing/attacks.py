@@ -81,11 +81,6 @@ def _check_targets(images: Tensor, targets: Tensor, labels: Tensor | None, n_cla
         raise ValueError(f"target equals the true label for example {first}: D(x, f(x)) = x is trivial")
 
 
-@torch.no_grad()
-def _predict(model: nn.Module, z: Tensor) -> Tensor:
-    return model(z).argmax(1)
-
-
 def min_distortion_attack(
     model: nn.Module,
     images: Tensor,
@@ -146,7 +141,8 @@ def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, 
     """One step of the per-example search over c.
 
     Args:
-        hit: (B,) bool, whether the minimiser for ``c`` was classified as the target.
+        hit: (B,) bool, whether the minimiser for ``c`` was classified as the target (with the
+            search's margin, as in :func:`classified_as`).
         c: (B,) the c just tried; c_lo: (B,) the largest successful c so far (0: none);
             c_hi: (B,) the smallest failed c so far (inf: none).
 
@@ -182,7 +178,8 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_i
     z = x.clone()
     for _ in range(c_steps):
         z = box_lbfgs(objective, z, max_iter, memory=memory, gtol=tol, ftol=tol)
-        hit = _predict(model, z) == target
+        with torch.no_grad():
+            hit = classified_as(model(z), target, margin)
         c, c_lo, c_hi = next_c(hit, c, c_lo, c_hi)
         z = torch.where(hit[:, None, None, None], z, best)  # restart failures from the best so far
     success = torch.isfinite(best_sq)

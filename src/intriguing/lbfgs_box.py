@@ -84,17 +84,21 @@ def box_lbfgs(
         free = ~(((zi <= lower) & (gi > 0)) | ((zi >= upper) & (gi < 0)))
         projected = torch.where(free, gi, torch.zeros_like(gi))
         still = projected.abs().amax(1) > gtol
-        # Two-loop recursion on the free coordinates, newest pair first.
+        # Two-loop recursion on the free coordinates, newest pair first. The running examples'
+        # histories are gathered once (no copy at all while every example still runs).
+        everyone_runs = idx.numel() == batch
+        s_run, y_run, rho_run = (s_hist, y_hist, rho) if everyone_runs else (s_hist[:, idx], y_hist[:, idx],
+                                                                             rho[:, idx])
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
         q, alphas = projected.clone(), []
         for j in slots:
-            a = rho[j, idx] * (s_hist[j, idx] * q).sum(1)
-            q -= a[:, None] * y_hist[j, idx]
+            a = rho_run[j] * (s_run[j] * q).sum(1)
+            q -= a[:, None] * y_run[j]
             alphas.append(a)
         r = gamma[idx, None] * q
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[j, idx] * (y_hist[j, idx] * r).sum(1)
-            r += (a - b)[:, None] * s_hist[j, idx]
+            b = rho_run[j] * (y_run[j] * r).sum(1)
+            r += (a - b)[:, None] * s_run[j]
         d = torch.where(free, -r, torch.zeros_like(r))
         uphill = (d * gi).sum(1) >= 0
         d[uphill] = -gamma[idx[uphill], None] * projected[uphill]

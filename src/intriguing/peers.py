@@ -90,7 +90,7 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
             v, _, _ = fmin_l_bfgs_b(objective, start, bounds=[(0.0, 1.0)] * n_pixels, m=memory, maxiter=max_iter,
                                     factr=tol / np.finfo(float).eps, pgtol=tol)
             with torch.no_grad():
-                hit = model(torch.from_numpy(v).view_as(x).float()).argmax(1).item() == target.item()
+                hit = classified_as(model(torch.from_numpy(v).view_as(x).float()), target, margin).item()
             c, c_lo, c_hi = next_c(torch.tensor([hit]), c, c_lo, c_hi)
             start = v if hit else best["z"]
         out[i] = torch.from_numpy(best["z"]).view_as(x[0]).float()
