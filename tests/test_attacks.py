@@ -139,3 +139,17 @@ def test_classified_as_needs_the_target_ahead_by_the_margin():
     targets = torch.tensor([1, 1, 1])
     assert classified_as(logits, targets, 1e-3).tolist() == [False, True, False]  # a tie is no success
     assert classified_as(logits, targets, 0.6).tolist() == [False, False, False]
+
+
+def test_every_success_keeps_its_margin_and_works_on_any_image_shape():
+    # A linear model on 3×4×4 images with 5 classes: successes must lead by the margin, so that no
+    # re-evaluation (another batch size, another summation order) can flip them.
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 5))
+    images = torch.rand(16, 3, 4, 4)
+    labels = model(images).argmax(1).detach()
+    targets = random_targets(labels, seed=0, n_classes=5)
+    result = min_distortion_attack(model, images, targets, labels=labels, c_steps=4, max_iter=30, margin=0.05,
+                                   progress=False)
+    assert result.success.all() and result.adversarial.shape == images.shape
+    assert classified_as(model(result.adversarial).detach(), targets, 0.05 - 1e-4).all()

@@ -17,7 +17,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["Objective", "box_lbfgs"]
+__all__ = ["COMPACT_BELOW", "Objective", "box_lbfgs"]
+
+COMPACT_BELOW = 0.75
+"""The state is compacted to the running examples when fewer than this share of its rows run."""
 
 Objective = Callable[[Tensor, Tensor], Tensor]
 """``objective(z, index)``: per-example values (k,) at points z (k, ...) of the examples ``index``."""
@@ -63,13 +66,17 @@ def box_lbfgs(
     if z0.min() < lower or z0.max() > upper:
         raise ValueError(f"starting points must lie in the box [{lower}, {upper}]")
     batch, shape = z0.shape[0], z0.shape
-    z = z0.detach().reshape(batch, -1).clone()
-    everyone = torch.arange(batch, device=z.device)
+    out = z0.detach().reshape(batch, -1).clone()
 
     def fun(zs: Tensor, index: Tensor) -> Tensor:
         return objective(zs.view(len(index), *shape[1:]), index)
 
-    f, g = _value_and_grad(fun, z, everyone)
+    # The state of the examples in ``rows``. Finished examples stay in it, frozen, until fewer than
+    # COMPACT_BELOW of its rows still run; then the state is compacted to the running ones. This
+    # keeps the gathers of the curvature histories rare.
+    rows = torch.arange(batch, device=out.device)
+    z = out.clone()
+    f, g = _value_and_grad(fun, z, rows)
     s_hist = z.new_zeros(memory, batch, z.shape[1])
     y_hist = z.new_zeros(memory, batch, z.shape[1])
     rho = z.new_zeros(memory, batch)
@@ -77,44 +84,51 @@ def box_lbfgs(
     running = torch.ones(batch, dtype=torch.bool, device=z.device)
 
     for it in range(max_iter):
-        idx = running.nonzero().squeeze(1)
-        if idx.numel() == 0:
+        n_running = int(running.sum())
+        if n_running == 0:
             break
-        zi, gi, fi = z[idx], g[idx], f[idx]
-        free = ~(((zi <= lower) & (gi > 0)) | ((zi >= upper) & (gi < 0)))
-        projected = torch.where(free, gi, torch.zeros_like(gi))
-        still = projected.abs().amax(1) > gtol
-        # Two-loop recursion on the free coordinates, newest pair first. The running examples'
-        # histories are gathered once (no copy at all while every example still runs).
-        everyone_runs = idx.numel() == batch
-        s_run, y_run, rho_run = (s_hist, y_hist, rho) if everyone_runs else (s_hist[:, idx], y_hist[:, idx],
-                                                                             rho[:, idx])
+        if n_running < COMPACT_BELOW * len(rows):
+            out[rows] = z
+            keep = running.nonzero().squeeze(1)
+            rows, z, f, g, gamma = rows[keep], z[keep], f[keep], g[keep], gamma[keep]
+            s_hist, y_hist, rho = s_hist[:, keep], y_hist[:, keep], rho[:, keep]
+            running = running[keep]
+        free = ~(((z <= lower) & (g > 0)) | ((z >= upper) & (g < 0)))
+        projected = torch.where(free, g, torch.zeros_like(g))
+        still = running & (projected.abs().amax(1) > gtol)
+        # Two-loop recursion on the free coordinates, newest pair first.
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
         q, alphas = projected.clone(), []
         for j in slots:
-            a = rho_run[j] * (s_run[j] * q).sum(1)
-            q -= a[:, None] * y_run[j]
+            a = rho[j] * (s_hist[j] * q).sum(1)
+            q -= a[:, None] * y_hist[j]
             alphas.append(a)
-        r = gamma[idx, None] * q
+        r = gamma[:, None] * q
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho_run[j] * (y_run[j] * r).sum(1)
-            r += (a - b)[:, None] * s_run[j]
+            b = rho[j] * (y_hist[j] * r).sum(1)
+            r += (a - b)[:, None] * s_hist[j]
         d = torch.where(free, -r, torch.zeros_like(r))
-        uphill = (d * gi).sum(1) >= 0
-        d[uphill] = -gamma[idx[uphill], None] * projected[uphill]
+        uphill = (d * g).sum(1) >= 0
+        d[uphill] = -gamma[uphill, None] * projected[uphill]
 
         # Projected backtracking line search, each example with its own step.
-        step = torch.ones(len(idx), device=z.device)
-        z_new, f_new, g_new = zi.clone(), fi.clone(), gi.clone()
+        step = torch.ones(len(rows), device=z.device)
+        z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
         searching = still.clone()
         for _ in range(max_backtracks):
             s_pos = searching.nonzero().squeeze(1)
             if s_pos.numel() == 0:
                 break
-            cand = (zi[s_pos] + step[s_pos, None] * d[s_pos]).clamp(lower, upper)
-            fc, gc = _value_and_grad(fun, cand, idx[s_pos])
-            decrease = (gi[s_pos] * (cand - zi[s_pos])).sum(1)
-            ok = (fc <= fi[s_pos] + 1e-4 * decrease) & (decrease < 0)
+            if s_pos.numel() == len(rows):  # everyone: no gathers
+                cand = (z + step[:, None] * d).clamp(lower, upper)
+                fc, gc = _value_and_grad(fun, cand, rows)
+                decrease = (g * (cand - z)).sum(1)
+                ok = (fc <= f + 1e-4 * decrease) & (decrease < 0)
+            else:
+                cand = (z[s_pos] + step[s_pos, None] * d[s_pos]).clamp(lower, upper)
+                fc, gc = _value_and_grad(fun, cand, rows[s_pos])
+                decrease = (g[s_pos] * (cand - z[s_pos])).sum(1)
+                ok = (fc <= f[s_pos] + 1e-4 * decrease) & (decrease < 0)
             good = s_pos[ok]
             z_new[good], f_new[good], g_new[good] = cand[ok], fc[ok], gc[ok]
             searching[good] = False
@@ -122,16 +136,17 @@ def box_lbfgs(
         moved = still & ~searching
 
         # Curvature pairs, kept only where s·y > 0 so every example's inverse Hessian stays positive.
-        s, y = z_new - zi, g_new - gi
+        s, y = z_new - z, g_new - g
         sy, yy = (s * y).sum(1), (y * y).sum(1)
-        keep = moved & (sy > 1e-10 * yy.clamp_min(1e-30))
+        keep_pair = moved & (sy > 1e-10 * yy.clamp_min(1e-30))
         slot = it % memory
-        s_hist[slot, idx] = torch.where(keep[:, None], s, torch.zeros_like(s))
-        y_hist[slot, idx] = torch.where(keep[:, None], y, torch.zeros_like(y))
-        rho[slot, idx] = torch.where(keep, 1 / sy.clamp_min(1e-30), torch.zeros_like(sy))
-        gamma[idx[keep]] = (sy / yy.clamp_min(1e-30))[keep]
+        s_hist[slot] = torch.where(keep_pair[:, None], s, torch.zeros_like(s))
+        y_hist[slot] = torch.where(keep_pair[:, None], y, torch.zeros_like(y))
+        rho[slot] = torch.where(keep_pair, 1 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+        gamma = torch.where(keep_pair, sy / yy.clamp_min(1e-30), gamma)
 
-        small_gain = (fi - f_new) <= ftol * fi.abs().clamp_min(1.0)
-        z[idx], f[idx], g[idx] = z_new, f_new, g_new
-        running[idx] = moved & ~small_gain
-    return z.view(shape)
+        small_gain = (f - f_new) <= ftol * f.abs().clamp_min(1.0)
+        z, f, g = z_new, f_new, g_new
+        running = moved & ~small_gain
+    out[rows] = z
+    return out.view(shape)

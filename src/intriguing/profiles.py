@@ -59,7 +59,7 @@ class Profile:
     distortion_tolerance: float = 0.25
     transfer_tolerance_pp: float = 15.0
     imagenet_examples: int = 20
-    imagenet_attack: dict[str, int] = field(default_factory=lambda: {"c_steps": 3, "max_iter": 10})
+    imagenet_attack: dict[str, int] = field(default_factory=lambda: {"c_steps": 5, "max_iter": 20})
     expected_minutes: float = 0.0
 
     def describe(self) -> str:
@@ -99,7 +99,7 @@ PROFILES: dict[str, Profile] = {
         distortion_tolerance=0.25,
         transfer_tolerance_pp=15.0,
         imagenet_examples=20,
-        imagenet_attack={"c_steps": 3, "max_iter": 10},
+        imagenet_attack={"c_steps": 5, "max_iter": 20},
         expected_minutes=75,  # measured: training 56 min + chapters 17 min, 2 CPU cores
     ),
 }

@@ -166,4 +166,5 @@ def frame_bound_table(model: nn.Module, input_shape: tuple[int, ...]) -> pd.Data
             bounds = conv_frame_bounds(weight.cpu(), side, stride, module.groups)
         rows[name] = {"Size": _size(module), "Stride": stride, "Input": side, "BN folded": fold,
                       "Lower bound": bounds.lower, "Upper bound": bounds.upper}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("layer")
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("layer")
+    return table.astype({"Stride": "Int64", "Input": "Int64"})
