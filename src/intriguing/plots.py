@@ -16,7 +16,16 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["adversarial_triplets", "difference_heatmap", "image_grid", "loss_curves", "pairs_grid"]
+__all__ = ["adversarial_triplets", "difference_heatmap", "image_grid", "loss_curves", "pairs_grid", "show"]
+
+
+def show(fig: Figure) -> None:
+    """Display ``fig`` in a notebook now and close it, so that a loop's figures appear in order
+    between its other outputs rather than all at the end of the cell."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
 
 
 def image_grid(images: Tensor, titles: Sequence[str] | None = None, ncols: int = 10,
