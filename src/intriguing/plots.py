@@ -96,7 +96,8 @@ def difference_heatmap(diff: pd.DataFrame, title: str, limit: float | None = Non
     fig, ax = plt.subplots(figsize=(1.1 * diff.shape[1] + 3, 0.45 * diff.shape[0] + 1.2))
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), value in pd.DataFrame(values).stack().items():
-        ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=8)
+        ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=8,
+                color="white" if abs(value) > 0.6 * limit else "black")
     ax.set_xticks(range(diff.shape[1]), diff.columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(diff.shape[0]), diff.index, fontsize=8)
     ax.set_title(title, fontsize=10)
