@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from . import paper
 from .attacks import rms_distortion
-from .data import check_images
-from .evaluate import predict
+from .data import Split, check_images
+from .evaluate import error_rate
 from .experiments import adversarial_set, attacked_images, gaussian_noise, table3_errors
 from .profiles import Profile, get_profile
 from .train import train_network
@@ -111,8 +111,9 @@ def error_matrix(networks: Mapping[str, nn.Module], sets: Mapping[str, Distorted
     """
     rows = {}
     for set_name, data in sets.items():
-        rows[set_name] = {net_name: 100 * (predict(net, data.images, in_box=data.in_box) != data.labels)
-                          .double().mean().item() for net_name, net in networks.items()}
+        labelled = Split(data.images, data.labels)
+        rows[set_name] = {net_name: 100 * error_rate(net, labelled, in_box=data.in_box)
+                          for net_name, net in networks.items()}
         rows[set_name][DISTORTION] = data.distortion
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("set")
 
