@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from intriguing import spectral
@@ -8,13 +7,8 @@ from intriguing.imagenet import efficientnet_lite0
 
 
 def _power(w, stride, groups, n, circular):
-    k = w.shape[-1]
-    shape = (1, w.shape[1] * groups, n, n)
-    if circular:
-        op = lambda x: F.conv2d(F.pad(x, [k // 2] * 4, mode="circular"), w, stride=stride, groups=groups)
-    else:
-        op = lambda x: F.conv2d(x, w, stride=stride, padding=k // 2, groups=groups)
-    return spectral.power_iteration(op, shape, iterations=300)
+    operator = spectral.conv_operator(w, stride, groups, "circular" if circular else "zeros")
+    return spectral.power_iteration(operator, (1, w.shape[1] * groups, n, n), iterations=300)
 
 
 RANDOM_LAYERS = [  # (C_in, C_out, k, stride, groups, n)
@@ -94,3 +88,13 @@ def test_frame_bound_table_folds_batchnorm_and_follows_execution_order():
     unfolded = spectral.conv_frame_bounds(model[0].weight, 8, 2).upper
     assert table.loc["0", "Upper bound"] == pytest.approx(unfolded / (4 + 1e-5) ** 0.5)
     assert table.loc["4", "Size"] == "64×10"
+
+
+def test_conv_operator_pads_as_asked():
+    w = torch.ones(1, 1, 3, 3)
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 0, 0] = 1.0
+    assert spectral.conv_operator(w)(x)[0, 0, 3, 3] == 0  # zero padding: no wrap-around
+    assert spectral.conv_operator(w, padding="circular")(x)[0, 0, 3, 3] == 1  # the corner wraps
+    with pytest.raises(ValueError, match="unknown padding 'reflect'"):
+        spectral.conv_operator(w, padding="reflect")

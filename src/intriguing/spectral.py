@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LayerBounds", "conv_frame_bounds", "fold_batchnorm", "frame_bound_table", "linear_frame_bounds",
+__all__ = ["LayerBounds", "conv_frame_bounds", "conv_operator", "fold_batchnorm", "frame_bound_table", "linear_frame_bounds",
            "power_iteration"]
 
 
@@ -92,6 +92,25 @@ def fold_batchnorm(weight: Tensor, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> Tenso
     return weight.detach() * scale.view(-1, *[1] * (weight.ndim - 1))
 
 
+def conv_operator(weight: Tensor, stride: int = 1, groups: int = 1, padding: str = "zeros") -> Callable[[Tensor], Tensor]:
+    """The linear map of a convolution without bias, as ``conv2d`` applies it with "same" padding
+    of k // 2: ``"zeros"`` (what networks use) or ``"circular"`` (the Fourier formula's boundary).
+
+    Args:
+        weight: (C_out, C_in / groups, k, k); stride, groups: as in ``nn.Conv2d``.
+        padding: ``"zeros"`` or ``"circular"``.
+
+    Returns:
+        A function (B, C_in, n, n) -> (B, C_out, m, m), for :func:`power_iteration`.
+    """
+    if padding not in ("zeros", "circular"):
+        raise ValueError(f"unknown padding {padding!r}; choose 'zeros' or 'circular'")
+    pad = weight.shape[-1] // 2
+    if padding == "zeros":
+        return lambda x: F.conv2d(x, weight, stride=stride, padding=pad, groups=groups)
+    return lambda x: F.conv2d(F.pad(x, [pad] * 4, mode="circular"), weight, stride=stride, groups=groups)
+
+
 def power_iteration(operator: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], iterations: int = 100,
                     seed: int = 0) -> float:
     """‖A‖₂ of a linear map A, by power iteration on AᵀA (Aᵀ through autograd).
@@ -142,13 +161,13 @@ def frame_bound_table(model: nn.Module, input_shape: tuple[int, ...]) -> pd.Data
     names = {module: name for name, module in model.named_modules()}
     hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((names[mod], mod, inp[0])))
              for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d))]
+    was_training = model.training
     try:
-        was_training = model.training
         model.eval()
         with torch.no_grad():
             model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
-        model.train(was_training)
     finally:
+        model.train(was_training)
         for hook in hooks:
             hook.remove()
     rows = {}
