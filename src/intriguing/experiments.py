@@ -7,14 +7,14 @@ from dataclasses import asdict, astuple
 
 import pandas as pd
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from . import cache, paper
+from . import cache, paper, units
 from .attacks import AttackResult, exact_linear_attack, min_distortion_attack, random_targets
-from torch import Tensor
-
 from .data import N_CLASSES, Split, load_mnist
 from .evaluate import error_table
+from .imagenet import EFFICIENTNET_LITE0_SHA256, ImageSet, efficientnet_lite0, imagenet_samples
 from .models import build_model, get_spec
 from .peers import FOOLBOX_ATTACKS, foolbox_attack, scipy_lbfgs_attack
 from .profiles import Profile, device, get_profile
@@ -22,9 +22,8 @@ from .train import (DECAY_MODES, DEFAULT_DECAY, TrainedNetwork, train_network, t
                     training_split)
 
 __all__ = ["adversarial_set", "attacked_images", "decay_mode_table", "exact_comparison", "gaussian_noise",
-           "imagenet_adversarial", "unit_coherence_table",
-           "min_over_targets", "peer_table", "table1_distortion", "table1_errors", "table3_errors",
-           "training_summary"]
+           "imagenet_adversarial", "min_over_targets", "peer_table", "table1_distortion", "table1_errors",
+           "table3_errors", "training_summary", "unit_coherence_table"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 TABLE3_NETWORKS = list(paper.TABLE3.index)
@@ -270,7 +269,8 @@ def peer_table(network: str = "N100-100-10", profile: Profile | str | None = Non
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attack")
 
 
-def imagenet_adversarial(profile: Profile | str | None = None, target_seed: int = 0):
+def imagenet_adversarial(profile: Profile | str | None = None,
+                         target_seed: int = 0) -> tuple[ImageSet, AttackResult]:
     """Figure 5's analogue: D(x, l) on EfficientNet-Lite0 for the shipped ImageNet images, random
     wrong targets among the 1000 classes, cached.
 
@@ -278,8 +278,6 @@ def imagenet_adversarial(profile: Profile | str | None = None, target_seed: int 
         The attacked :class:`intriguing.imagenet.ImageSet` (the first ``profile.imagenet_examples``
         samples) and the :class:`AttackResult`.
     """
-    from .imagenet import EFFICIENTNET_LITE0_SHA256, ImageSet, efficientnet_lite0, imagenet_samples
-
     profile = get_profile(profile)
     samples = imagenet_samples()
     k = profile.imagenet_examples
@@ -314,8 +312,6 @@ def unit_coherence_table(profile: Profile | str | None = None, networks: list[st
         rows, ``p, trained vs untrained random``: whether the score tells the trained network's
         random directions from the untrained one's.
     """
-    from . import units
-
     profile = get_profile(profile)
     test = load_mnist("test")
     pixels = test.images.flatten(1)

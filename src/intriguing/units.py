@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from .profiles import device
 
-__all__ = ["CoherenceTest", "activations", "coherence", "compare_scores", "last_linear_layer", "random_directions", "top_images",
-           "unit_directions", "unit_vs_random"]
+__all__ = ["CoherenceTest", "activations", "coherence", "compare_scores", "last_linear_layer", "random_directions",
+           "top_images", "unit_directions", "unit_vs_random"]
 
 
 def last_linear_layer(model: nn.Module) -> str:
