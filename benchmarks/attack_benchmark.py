@@ -15,22 +15,15 @@ Usage: python benchmarks/attack_benchmark.py [--profile smoke|full] [--examples 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from intriguing.attacks import exact_linear_attack, min_distortion_attack, random_targets
 from intriguing.data import load_mnist
-from intriguing.experiments import SHARPENED_LOGIT_SCALE
-from intriguing.peers import FOOLBOX_ATTACKS, foolbox_attack, scipy_lbfgs_attack
+from intriguing.experiments import ATTACK_SETTINGS, SHARPENED_LOGIT_SCALE
+from intriguing.peers import FOOLBOX_ATTACKS, OURS, SCIPY, compare_attacks
 from intriguing.profiles import get_profile
 from intriguing.train import train_network
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -44,20 +37,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     test = load_mnist("test")
     images, labels = test.images[:args.examples], test.labels[:args.examples]
     targets = random_targets(labels, seed=0)
-    k = min(args.scipy_examples, args.examples)
     print(f"{profile.name} profile networks, {args.examples} test images, random targets, {torch.get_num_threads()} threads")
     out: dict[str, float] = {}
 
     net = train_network("N100-100-10", profile).model
-    ours, t_ours = timed(lambda: min_distortion_attack(net, images, targets, progress=False))
-    ref, t_ref = timed(lambda: scipy_lbfgs_attack(net, images[:k], targets[:k], progress=False))
-    out["speed_ratio"] = (args.examples / t_ours) / (k / t_ref)
-    out["distortion_ratio_vs_scipy"] = (ours.distortion[:k].mean() / ref.distortion.mean()).item()
+    runs = compare_attacks(net, images, targets, labels=labels, scipy_examples=args.scipy_examples,
+                           settings=ATTACK_SETTINGS)
+    ours, ref = runs[OURS], runs[SCIPY]
+    out["speed_ratio"] = ref["s / 1000 examples"] / ours["s / 1000 examples"]
+    out["distortion_ratio_vs_scipy"] = ref["ours on the same"] / ref["distortion"]
     print("\n1. N100-100-10: ours (batched) vs scipy L-BFGS-B (per example), same settings")
-    print(f"   ours : {args.examples / t_ours:8.1f} examples/s  success {ours.success.float().mean():.1%}  "
-          f"mean distortion {ours.distortion.mean():.4f}")
-    print(f"   scipy: {k / t_ref:8.1f} examples/s  success {ref.success.float().mean():.1%}  "
-          f"mean distortion on its {k} {ref.distortion.mean():.4f} (ours on the same: {ours.distortion[:k].mean():.4f})")
+    print(f"   ours : {1000 / ours['s / 1000 examples']:8.1f} examples/s  success {ours['success (%)']:.1f}%  "
+          f"mean distortion {ours['distortion']:.4f}")
+    print(f"   scipy: {1000 / ref['s / 1000 examples']:8.1f} examples/s  success {ref['success (%)']:.1f}%  "
+          f"mean distortion on its {ref['examples']} {ref['distortion']:.4f} (ours on the same: {ref['ours on the same']:.4f})")
     print(f"   speed ratio {out['speed_ratio']:.1f}x, distortion ratio ours/scipy {out['distortion_ratio_vs_scipy']:.4f}")
 
     print("\n2. gap to the exact optimum (linear models)")
@@ -76,16 +69,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     print("\n3. N100-100-10: foolbox peers on the same examples")
     print(f"   {'attack':8s} {'distortion':>10s} {'success':>8s} {'s/1000':>8s}")
-    print(f"   {'ours':8s} {ours.distortion[ours.success].mean():10.4f} {ours.success.float().mean():8.1%} "
-          f"{1000 * t_ours / args.examples:8.1f}")
-    best_peer = float("inf")
-    for name in FOOLBOX_ATTACKS:
-        peer, t_peer = timed(lambda: foolbox_attack(name, net, images, targets))
-        distortion = peer.distortion[peer.success].mean().item()
-        if peer.success.all():
-            best_peer = min(best_peer, distortion)
-        print(f"   {name:8s} {distortion:10.4f} {peer.success.float().mean():8.1%} {1000 * t_peer / args.examples:8.1f}")
-    out["distortion_ratio_vs_best_foolbox"] = ours.distortion.mean().item() / best_peer
+    for name, row in [("ours", ours)] + [(peer, runs[f"foolbox {peer}"]) for peer in FOOLBOX_ATTACKS]:
+        print(f"   {name:8s} {row['distortion']:10.4f} {row['success (%)']:7.1f}% {row['s / 1000 examples']:8.1f}")
+    best_peer = min((runs[f"foolbox {peer}"]["distortion"] for peer in FOOLBOX_ATTACKS
+                     if runs[f"foolbox {peer}"]["success (%)"] == 100), default=float("inf"))
+    out["distortion_ratio_vs_best_foolbox"] = ours["distortion"] / best_peer
     print(f"   ours / best fully successful foolbox peer: {out['distortion_ratio_vs_best_foolbox']:.4f}")
     return out
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, astuple
 
 import pandas as pd
@@ -16,7 +15,7 @@ from .data import N_CLASSES, Split, load_mnist
 from .evaluate import error_table
 from .imagenet import EFFICIENTNET_LITE0_SHA256, ImageSet, efficientnet_lite0, imagenet_samples
 from .models import build_model, get_spec
-from .peers import FOOLBOX_ATTACKS, foolbox_attack, scipy_lbfgs_attack
+from .peers import compare_attacks
 from .profiles import Profile, device, get_profile
 from .train import (DECAY_MODES, DEFAULT_DECAY, TrainedNetwork, train_network, training_config,
                     training_split)
@@ -245,25 +244,8 @@ def peer_table(network: str = "N100-100-10", profile: Profile | str | None = Non
                             device=str(device()))
 
     def compute() -> dict:
-        runs: dict[str, tuple[AttackResult, float, int]] = {}
-        start = time.perf_counter()
-        ours = min_distortion_attack(model, images.images, targets, labels=images.labels, **ATTACK_SETTINGS)
-        runs["ours (batched box L-BFGS)"] = (ours, time.perf_counter() - start, len(images))
-        k = profile.scipy_examples
-        start = time.perf_counter()
-        runs["scipy L-BFGS-B, per example"] = (scipy_lbfgs_attack(model, images.images[:k], targets[:k],
-                                                                  **ATTACK_SETTINGS), time.perf_counter() - start, k)
-        for name in FOOLBOX_ATTACKS:
-            start = time.perf_counter()
-            runs[f"foolbox {name}"] = (foolbox_attack(name, model, images.images, targets),
-                                       time.perf_counter() - start, len(images))
-        rows = {}
-        for name, (result, seconds, n) in runs.items():
-            rows[name] = {"examples": n, "success (%)": 100 * result.success.double().mean().item(),
-                          "distortion": result.distortion[result.success].mean().item(),
-                          "ours on the same": ours.distortion[:n][result.success].mean().item(),
-                          "s / 1000 examples": 1000 * seconds / n}
-        return rows
+        return compare_attacks(model, images.images, targets, labels=images.labels,
+                               scipy_examples=profile.scipy_examples, settings=ATTACK_SETTINGS)
 
     rows = cache.cached("peers", network, config, compute)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attack")

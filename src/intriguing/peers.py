@@ -5,9 +5,12 @@
   ``LBFGSAttack``): scipy's ``fmin_l_bfgs_b`` run example by example on the same objective
   c·‖x' − x‖² + CE(f(x'), l), with the same search over c and the same best-iterate rule as
   :func:`intriguing.attacks.min_distortion_attack`. It is the reference our speed is measured by.
+- :func:`compare_attacks`: ours and all of these on the same images, each timed in one run.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -16,11 +19,13 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attacks import AttackResult, _check_targets, classified_as, next_c, rms_distortion
+from .attacks import AttackResult, _check_targets, classified_as, min_distortion_attack, next_c, rms_distortion
 
-__all__ = ["FOOLBOX_ATTACKS", "foolbox_attack", "scipy_lbfgs_attack"]
+__all__ = ["FOOLBOX_ATTACKS", "OURS", "SCIPY", "compare_attacks", "foolbox_attack", "scipy_lbfgs_attack"]
 
 FOOLBOX_ATTACKS = ("FMN", "DDN", "C&W")
+OURS = "ours (batched box L-BFGS)"
+SCIPY = "scipy L-BFGS-B, per example"
 
 
 def foolbox_attack(name: str, model: nn.Module, images: Tensor, targets: Tensor, *,
@@ -97,3 +102,38 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
         success[i], cs[i] = bool(np.isfinite(best["sq"])), c_lo.item()
     distortion = torch.where(success, rms_distortion(out, images), torch.zeros(len(images)))
     return AttackResult(out, success, distortion, cs)
+
+
+def compare_attacks(model: nn.Module, images: Tensor, targets: Tensor, *, scipy_examples: int,
+                    settings: dict, labels: Tensor | None = None) -> dict[str, dict[str, float]]:
+    """Ours, the per-example scipy reference and foolbox's FMN, DDN and C&W on the same images, each
+    timed in this call.
+
+    Args:
+        model: maps images (B, 1, 28, 28) to logits (B, 10).
+        images: (N, 1, 28, 28) in [0, 1]; targets: (N,) int64; labels: (N,) true labels, optional.
+        scipy_examples: the slow scipy reference attacks only the first this many images.
+        settings: the search's settings (as :func:`intriguing.attacks.min_distortion_attack` takes
+            them), shared by ours and the scipy reference.
+
+    Returns:
+        Attack name (:data:`OURS`, :data:`SCIPY`, ``"foolbox <name>"``) -> ``examples``,
+        ``success (%)``, ``distortion`` (mean over its successes), ``ours on the same`` (our mean
+        distortion on those successes) and ``s / 1000 examples``.
+    """
+    def timed(attack):
+        start = time.perf_counter()
+        result = attack()
+        return result, time.perf_counter() - start
+
+    k = min(scipy_examples, len(images))
+    ours, seconds = timed(lambda: min_distortion_attack(model, images, targets, labels=labels, **settings))
+    runs = {OURS: (ours, seconds, len(images)),
+            SCIPY: (*timed(lambda: scipy_lbfgs_attack(model, images[:k], targets[:k], **settings)), k)}
+    for name in FOOLBOX_ATTACKS:
+        runs[f"foolbox {name}"] = (*timed(lambda: foolbox_attack(name, model, images, targets)), len(images))
+    return {name: {"examples": n, "success (%)": 100 * result.success.double().mean().item(),
+                   "distortion": result.distortion[result.success].mean().item(),
+                   "ours on the same": ours.distortion[:n][result.success].mean().item(),
+                   "s / 1000 examples": 1000 * seconds / n}
+            for name, (result, seconds, n) in runs.items()}
