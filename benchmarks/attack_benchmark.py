@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 
+from dataclasses import replace
+
 import torch
 
+from intriguing.artifacts import trained_network
 from intriguing.attacks import exact_linear_attack, min_distortion_attack, random_targets
+from intriguing.chapters.blind_spots import SHARPENED_LOGIT_SCALE
 from intriguing.data import load_mnist
-from intriguing.experiments import ATTACK_SETTINGS, SHARPENED_LOGIT_SCALE
 from intriguing.peers import FOOLBOX_ATTACKS, OURS, SCIPY, compare_attacks
 from intriguing.profiles import get_profile
-from intriguing.train import train_network
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -40,9 +42,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{profile.name} profile networks, {args.examples} test images, random targets, {torch.get_num_threads()} threads")
     out: dict[str, float] = {}
 
-    net = train_network("N100-100-10", profile).model
+    net = trained_network("N100-100-10", profile).model
     runs = compare_attacks(net, images, targets, labels=labels, scipy_examples=args.scipy_examples,
-                           settings=ATTACK_SETTINGS)
+                           settings=profile.search)
     ours, ref = runs[OURS], runs[SCIPY]
     out["speed_ratio"] = ref["s / 1000 examples"] / ours["s / 1000 examples"]
     out["distortion_ratio_vs_scipy"] = ref["ours on the same"] / ref["distortion"]
@@ -55,11 +57,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     print("\n2. gap to the exact optimum (linear models)")
     for name in ["softmax1", "softmax2", "softmax3"]:
-        model = train_network(name, profile).model
+        model = trained_network(name, profile).model
         linear = model.weight_layers()[0]
         exact = exact_linear_attack(linear.weight, linear.bias, images, targets)
         for label, scale in [("paper's objective", 1.0), ("sharpened", SHARPENED_LOGIT_SCALE)]:
-            ours_lin = min_distortion_attack(model, images, targets, logit_scale=scale, progress=False)
+            settings = replace(profile.search, logit_scale=scale)
+            ours_lin = min_distortion_attack(model, images, targets, settings=settings, progress=False)
             both = ours_lin.success & exact.success
             ratio = (ours_lin.distortion[both].mean() / exact.distortion[both].mean()).item()
             out[f"exact_ratio_{name}_{'paper' if scale == 1 else 'sharpened'}"] = ratio

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing.attacks import (classified_as, exact_linear_attack, min_distortion_attack, random_targets,
+from intriguing.attacks import (SearchSettings, classified_as, exact_linear_attack, min_distortion_attack, random_targets,
                                 rms_distortion)
 from intriguing.lbfgs_box import box_lbfgs
 
@@ -99,8 +99,8 @@ def test_attack_is_independent_of_batching():
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 20), nn.Sigmoid(), nn.Linear(20, 10))
     images = torch.rand(6, 1, 28, 28)
     targets = random_targets(model(images).argmax(1), seed=1)
-    one = min_distortion_attack(model, images, targets, batch_size=6, c_steps=4, progress=False)
-    each = min_distortion_attack(model, images, targets, batch_size=1, c_steps=4, progress=False)
+    one = min_distortion_attack(model, images, targets, batch_size=6, settings=SearchSettings(c_steps=4), progress=False)
+    each = min_distortion_attack(model, images, targets, batch_size=1, settings=SearchSettings(c_steps=4), progress=False)
     assert torch.allclose(one.distortion, each.distortion, rtol=1e-3)
 
 
@@ -129,7 +129,7 @@ def test_sharpened_objective_reaches_the_optimum_where_the_papers_does_not():
     targets = random_targets(model(images).argmax(1), seed=0)
     exact = exact_linear_attack(linear.weight, linear.bias, images, targets).distortion.mean()
     papers = min_distortion_attack(model, images, targets, progress=False).distortion.mean()
-    sharp = min_distortion_attack(model, images, targets, logit_scale=100, progress=False).distortion.mean()
+    sharp = min_distortion_attack(model, images, targets, settings=SearchSettings(logit_scale=100), progress=False).distortion.mean()
     assert papers / exact > 1.1
     assert sharp / exact <= 1.05
 
@@ -149,7 +149,42 @@ def test_every_success_keeps_its_margin_and_works_on_any_image_shape():
     images = torch.rand(16, 3, 4, 4)
     labels = model(images).argmax(1).detach()
     targets = random_targets(labels, seed=0, n_classes=5)
-    result = min_distortion_attack(model, images, targets, labels=labels, c_steps=4, max_iter=30, margin=0.05,
+    result = min_distortion_attack(model, images, targets, labels=labels, settings=SearchSettings(c_steps=4, max_iter=30, margin=0.05),
                                    progress=False)
     assert result.success.all() and result.adversarial.shape == images.shape
     assert classified_as(model(result.adversarial).detach(), targets, 0.05 - 1e-4).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_images_with_nan_or_inf_are_rejected(bad):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    images = torch.full((3, 1, 28, 28), 0.5)
+    images[1, 0, 3, 3] = bad
+    with pytest.raises(ValueError, match=r"NaN or infinite pixels \(1 of 3 images\)"):
+        min_distortion_attack(model, images, torch.tensor([1, 2, 3]), progress=False)
+
+
+def test_an_empty_batch_gives_an_empty_result():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    result = min_distortion_attack(model, torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long), progress=False)
+    assert result.adversarial.shape == (0, 1, 28, 28)
+    assert result.success.shape == result.distortion.shape == result.c.shape == (0,)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("c_steps", 0, "c_steps must be at least 1"),
+    ("max_iter", 0, "max_iter must be at least 1"),
+    ("c_init", 0.0, "c_init must be a positive finite number"),
+    ("c_init", -1.0, "c_init must be a positive finite number"),
+    ("c_init", float("nan"), "c_init must be a positive finite number"),
+    ("margin", -0.1, "margin must be non-negative"),
+])
+def test_search_settings_reject_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSettings(**{field: value})
+
+
+def test_search_settings_key_names_every_setting():
+    assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "max_iter": 50, "memory": 10, "tol": 1e-4,
+                                      "margin": 1e-3}
+    assert SearchSettings(logit_scale=10).key()["logit_scale"] == 10

@@ -3,16 +3,10 @@
 import importlib.util
 from pathlib import Path
 
-from intriguing.profiles import Profile
-import intriguing.profiles as profiles
-
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "attack_benchmark.py"
-TINY = Profile(name="tiny", train_subset=200,
-               lbfgs_iterations={"softmax": 30, "mlp": 30, "autoencoder": 5, "ae_softmax": 5})
 
 
-def test_attack_benchmark_reports_its_ratios(monkeypatch, capsys):
-    monkeypatch.setitem(profiles.PROFILES, "tiny", TINY)
+def test_attack_benchmark_reports_its_ratios(tiny, capsys):
     spec = importlib.util.spec_from_file_location("attack_benchmark", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

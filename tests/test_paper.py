@@ -2,7 +2,9 @@ import pandas as pd
 import pytest
 
 from intriguing import paper
-from intriguing.paper import PaperMismatch, compare_with_paper
+from intriguing.paper import PaperMismatch, Tolerance, compare_with_paper
+
+PP = Tolerance(1.5)
 
 
 def ours_table1(changes=None):
@@ -22,7 +24,7 @@ def test_tables_hold_the_papers_numbers():
 
 
 def test_inside_tolerance_passes_and_shows_both():
-    side = compare_with_paper(ours_table1({("softmax1", "Test error"): 8.4}), paper.TABLE1, 1.5)
+    side = compare_with_paper(ours_table1({("softmax1", "Test error"): 8.4}), "Table 1", PP, profile="smoke")
     assert side.loc["softmax1", ("Test error", "ours")] == 8.4
     assert side.loc["softmax1", ("Test error", "paper")] == 7.4
     assert side.loc["softmax1", ("Test error", "diff")] == pytest.approx(1.0)
@@ -30,25 +32,43 @@ def test_inside_tolerance_passes_and_shows_both():
 
 
 def test_outside_tolerance_raises_naming_the_cell():
-    with pytest.raises(PaperMismatch, match=r"softmax3 / Test error: ours 25, paper 20"):
-        compare_with_paper(ours_table1({("softmax3", "Test error"): 25.0}), paper.TABLE1, 1.5)
+    with pytest.raises(PaperMismatch, match=r"softmax2 / Test error: ours 25, paper 9.4"):
+        compare_with_paper(ours_table1({("softmax2", "Test error"): 25.0}), "Table 1", PP, profile="full")
 
 
-def test_explained_deviation_passes_but_must_stay_a_deviation():
-    ours = ours_table1({("softmax3", "Test error"): 25.0})
-    side = compare_with_paper(ours, paper.TABLE1, 1.5, explained={("softmax3", "Test error"): "why"})
-    assert side.loc["softmax3", ("ok", "")] == "outside: Test error"
-    with pytest.raises(PaperMismatch, match="explained as a deviation but is within tolerance"):
-        compare_with_paper(ours_table1(), paper.TABLE1, 1.5, explained={("softmax3", "Test error"): "why"})
+def test_recorded_deviation_passes_in_its_profile_only_and_must_stay_a_deviation():
+    ours = ours_table1({("softmax3", "Test error"): 25.0, ("softmax3", "Training error"): 25.0})
+    side = compare_with_paper(ours, "Table 1", PP, profile="full")
+    assert side.loc["softmax3", ("ok", "")] == "outside: Training error, Test error"
+    with pytest.raises(PaperMismatch, match="softmax3 / Test error: ours 25"):
+        compare_with_paper(ours, "Table 1", PP, profile="smoke")
+    with pytest.raises(PaperMismatch, match="recorded as a deviation in paper.DEVIATIONS but is within tolerance"):
+        compare_with_paper(ours_table1(), "Table 1", PP, profile="full")
 
 
-def test_relative_tolerance():
+def test_every_recorded_deviation_names_a_cell_of_its_table_and_a_measurement():
+    for d in paper.DEVIATIONS:
+        table = paper.TABLES[d.table]
+        assert d.row in table.index and d.column in table.columns, d
+        assert d.why and d.measured_in, d
+
+
+def test_relative_and_per_column_tolerances():
     ours = pd.DataFrame({"Av. min. distortion": [0.062 * 1.2]}, index=["softmax1"])
-    compare_with_paper(ours, paper.TABLE1, 0.25, relative=True)
+    compare_with_paper(ours, "Table 1", Tolerance(0.25, relative=True), profile="smoke")
     with pytest.raises(PaperMismatch, match="25% relative"):
-        compare_with_paper(ours * 1.2, paper.TABLE1, 0.25, relative=True)
+        compare_with_paper(ours * 1.2, "Table 1", Tolerance(0.25, relative=True), profile="smoke")
+    both = ours_table1().assign(**{"Av. min. distortion": paper.TABLE1["Av. min. distortion"] * 1.2})
+    tolerance = {"Training error": PP, "Test error": PP, "Av. min. distortion": Tolerance(0.25, relative=True)}
+    compare_with_paper(both, "Table 1", tolerance, profile="smoke")
+    with pytest.raises(KeyError, match="no tolerance for columns"):
+        compare_with_paper(both, "Table 1", {"Test error": PP}, profile="smoke")
 
 
-def test_unknown_rows_or_columns():
+def test_unknown_tables_rows_or_columns():
     with pytest.raises(KeyError, match="softmax9"):
-        compare_with_paper(pd.DataFrame({"Test error": [1.0]}, index=["softmax9"]), paper.TABLE1, 1.0)
+        compare_with_paper(pd.DataFrame({"Test error": [1.0]}, index=["softmax9"]), "Table 1", PP, profile="full")
+    with pytest.raises(KeyError, match="unknown table 'Table 9'"):
+        compare_with_paper(ours_table1(), "Table 9", PP, profile="full")
+    with pytest.raises(ValueError, match="non-negative"):
+        Tolerance(-1)

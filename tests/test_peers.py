@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing.attacks import exact_linear_attack, min_distortion_attack, random_targets
+from intriguing.attacks import SearchSettings, exact_linear_attack, min_distortion_attack, random_targets
 from intriguing.peers import foolbox_attack, scipy_lbfgs_attack
 
 
@@ -22,8 +22,8 @@ def sharp_linear():
 
 def test_scipy_reference_reaches_what_ours_reaches(sharp_linear):
     model, images, targets, exact = sharp_linear
-    ref = scipy_lbfgs_attack(model, images, targets, c_steps=6, progress=False)
-    ours = min_distortion_attack(model, images, targets, c_steps=6, progress=False)
+    ref = scipy_lbfgs_attack(model, images, targets, settings=SearchSettings(c_steps=6), progress=False)
+    ours = min_distortion_attack(model, images, targets, settings=SearchSettings(c_steps=6), progress=False)
     assert ref.success.all() and (model(ref.adversarial).argmax(1) == targets).all()
     assert ref.distortion.mean() <= 1.05 * exact.distortion.mean()
     assert ours.distortion.mean() == pytest.approx(ref.distortion.mean().item(), rel=0.02)

@@ -2,12 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing import train
-from intriguing.models import SigmoidMLP
-from intriguing.profiles import Profile
+from dataclasses import replace
 
-TINY = Profile(name="tiny", train_subset=200,
-               lbfgs_iterations={"softmax": 30, "mlp": 30, "autoencoder": 5, "ae_softmax": 5}, conv_epochs=1)
+from intriguing import artifacts, train
+from intriguing.models import SigmoidMLP, get_spec
 
 
 def hand_set_mlp() -> SigmoidMLP:
@@ -81,53 +79,77 @@ def test_interrupted_lbfgs_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(p, q)
 
 
-def test_training_is_deterministic(tmp_path, monkeypatch):
+def test_training_is_deterministic(tmp_path, monkeypatch, tiny):
     monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "a"))
-    first = train.train_network("N100-100-10", TINY)
+    first = artifacts.trained_network("N100-100-10", tiny)
     monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "b"))
-    second = train.train_network("N100-100-10", TINY)
+    second = artifacts.trained_network("N100-100-10", tiny)
     assert first.stages["lbfgs"].iterations == 30
     for p, q in zip(first.model.parameters(), second.model.parameters()):
         assert torch.equal(p, q)
 
 
-def test_trained_networks_come_from_the_cache(monkeypatch):
-    first = train.train_network("softmax1", TINY)
-    monkeypatch.setattr(train, "_fit", lambda *a, **k: pytest.fail("retrained a cached network"))
-    again = train.train_network("softmax1", TINY)
+def test_trained_networks_come_from_the_cache(monkeypatch, tiny):
+    first = artifacts.trained_network("softmax1", tiny)
+    monkeypatch.setattr(artifacts, "fit", lambda *a, **k: pytest.fail("retrained a cached network"))
+    again = artifacts.trained_network("softmax1", tiny)
     assert torch.equal(first.model.layers[0].weight, again.model.layers[0].weight)
     assert again.stages["lbfgs"].losses == first.stages["lbfgs"].losses
 
 
-def test_cache_key_separates_configurations():
-    spec = train.get_spec("softmax1")
-    keys = {str(train.training_config(spec, TINY, mode)) for mode in train.DECAY_MODES}
+def test_cache_key_separates_configurations(tiny):
+    spec = get_spec("softmax1")
+    keys = {str(artifacts.training_config(spec, tiny, mode)) for mode in train.DECAY_MODES}
     assert len(keys) == 3
-    bigger = Profile(**{**TINY.__dict__, "train_subset": 400})
-    assert train.training_config(spec, bigger, "half") != train.training_config(spec, TINY, "half")
+    bigger = replace(tiny, train_subset=400)
+    assert artifacts.training_config(spec, bigger, "half") != artifacts.training_config(spec, tiny, "half")
     # Knobs of other families do not touch a softmax network's key.
-    other = Profile(**{**TINY.__dict__, "conv_epochs": 9})
-    assert train.training_config(spec, other, "half") == train.training_config(spec, TINY, "half")
+    other = replace(tiny, conv_epochs=9)
+    assert artifacts.training_config(spec, other, "half") == artifacts.training_config(spec, tiny, "half")
+    # The seed is part of the key.
+    assert (artifacts.training_config(replace(spec, seed=5), tiny, "half")
+            != artifacts.training_config(spec, tiny, "half"))
 
 
-def test_autoencoder_and_conv_train_and_lower_their_objectives():
-    ae = train.train_network("AE400-10", TINY)
+def test_a_seed_changes_the_network_and_keeping_it_loads_the_cached_one(monkeypatch, tiny):
+    default = artifacts.trained_network("softmax1", tiny)
+    other = artifacts.trained_network("softmax1", tiny, seed=7)
+    assert not torch.equal(default.model.layers[0].weight, other.model.layers[0].weight)
+    monkeypatch.setattr(artifacts, "fit", lambda *a, **k: pytest.fail("retrained a cached network"))
+    again = artifacts.trained_network("softmax1", tiny, seed=7)
+    assert torch.equal(other.model.layers[0].weight, again.model.layers[0].weight)
+
+
+def test_autoencoder_and_conv_train_and_lower_their_objectives(tiny):
+    ae = artifacts.trained_network("AE400-10", tiny)
     assert set(ae.stages) == {"autoencoder", "softmax"}
     assert all(log.losses[-1] < log.losses[0] for log in ae.stages.values())
-    conv = train.train_network("Conv", TINY)
+    conv = artifacts.trained_network("Conv", tiny)
     assert conv.stages["adam"].iterations == 1 and not conv.model.training
 
 
-def test_training_split_sizes():
-    assert len(train.training_split("train", TINY)) == 200
-    p1, p2 = train.training_split("P1", TINY), train.training_split("P2", TINY)
+def test_training_split_sizes(tiny):
+    assert len(artifacts.training_split("train", tiny)) == 200
+    p1, p2 = artifacts.training_split("P1", tiny), artifacts.training_split("P2", tiny)
     assert len(p1) == len(p2) == 100
     with pytest.raises(ValueError, match="unknown training set 'P3'"):
-        train.training_split("P3", TINY)
+        artifacts.training_split("P3", tiny)
 
 
-def test_unknown_decay_mode_and_profile():
+def test_unknown_decay_mode_and_profile(tiny):
     with pytest.raises(ValueError, match="unknown decay mode"):
-        train.train_network("softmax1", TINY, "l2")
+        artifacts.trained_network("softmax1", tiny, "l2")
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        train.train_network("softmax1", "huge")
+        artifacts.trained_network("softmax1", "huge")
+    with pytest.raises(ValueError, match="unknown network 'N1'"):
+        artifacts.trained_network("N1", tiny)
+
+
+def test_fit_rejects_an_empty_training_set():
+    from intriguing.data import Split
+    from intriguing.models import build_model
+
+    empty = Split(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="empty set"):
+        train.fit(build_model("softmax1"), get_spec("softmax1"), empty, lbfgs_iterations={"softmax": 1},
+                  conv_epochs=1)

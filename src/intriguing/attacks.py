@@ -15,7 +15,7 @@ quadratic programme whose 9-variable dual is solved per example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -26,10 +26,56 @@ from tqdm.auto import tqdm
 
 from .data import N_CLASSES, check_images
 from .lbfgs_box import box_lbfgs
-from .profiles import device
+from .hardware import device
 
-__all__ = ["AttackResult", "classified_as", "exact_linear_attack", "min_distortion_attack", "random_targets",
-           "rms_distortion"]
+__all__ = ["AttackResult", "SearchSettings", "check_targets", "classified_as", "exact_linear_attack",
+           "min_distortion_attack", "next_c", "random_targets", "rms_distortion"]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The settings of the minimum-distortion search, one frozen value per use (MNIST, ImageNet).
+
+    Attributes:
+        c_steps: evaluations of c per example (at least 1). c starts at ``c_init``, moves by
+            factors of 10 until bracketed, then bisects in log space.
+        c_init: the first c (> 0).
+        max_iter: box-L-BFGS iterations per c (at least 1).
+        memory: curvature pairs per example (at least 1).
+        tol: an example's L-BFGS run for one c stops when an iteration lowers its objective by
+            less than ``tol`` relative, or its projected gradient falls below ``tol``.
+        margin: an image counts as classified as its target only when the target's logit leads
+            every other by at least this much (see :func:`classified_as`).
+        logit_scale: the loss is CE(logit_scale · f(x'), l). 1 is the paper's objective; a larger
+            value sharpens the cross-entropy's soft maximum towards the hard margin, whose
+            minimiser approaches the closest point of the target region.
+    """
+
+    c_steps: int = 10
+    c_init: float = 1.0
+    max_iter: int = 50
+    memory: int = 10
+    tol: float = 1e-4
+    margin: float = 1e-3
+    logit_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("c_steps", "max_iter", "memory"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("c_init", "tol", "logit_scale"):
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
+        if not self.margin >= 0:
+            raise ValueError(f"margin must be non-negative, got {self.margin}")
+
+    def key(self) -> dict[str, float]:
+        """The settings as a cache key: every field (the paper's objective omits its logit scale of 1)."""
+        fields = asdict(self)
+        if fields["logit_scale"] == 1:
+            del fields["logit_scale"]
+        return fields
 
 
 @dataclass
@@ -70,11 +116,13 @@ def classified_as(logits: Tensor, targets: Tensor, margin: float) -> Tensor:
     return target_logit - others >= margin
 
 
-def _check_targets(images: Tensor, targets: Tensor, labels: Tensor | None, n_classes: int = N_CLASSES) -> None:
+def check_targets(images: Tensor, targets: Tensor, labels: Tensor | None, n_classes: int = N_CLASSES) -> None:
+    """Raise ``ValueError`` unless ``images`` (N, C, H, W) are valid images in [0, 1] and ``targets``
+    (N,) are int64 labels in 0..n_classes-1, none equal to its true label in ``labels`` (N,)."""
     check_images(images, shape=None)
     if targets.shape != (len(images),):
         raise ValueError(f"targets must have shape ({len(images)},), got {tuple(targets.shape)}")
-    if targets.dtype != torch.int64 or targets.min() < 0 or targets.max() >= n_classes:
+    if targets.dtype != torch.int64 or (len(targets) and (targets.min() < 0 or targets.max() >= n_classes)):
         raise ValueError(f"targets must be int64 labels in 0..{n_classes - 1}")
     if labels is not None and (targets.cpu() == labels.cpu()).any():
         first = int((targets.cpu() == labels.cpu()).nonzero()[0])
@@ -87,13 +135,7 @@ def min_distortion_attack(
     targets: Tensor,
     *,
     labels: Tensor | None = None,
-    c_steps: int = 10,
-    c_init: float = 1.0,
-    max_iter: int = 50,
-    memory: int = 10,
-    tol: float = 1e-4,
-    margin: float = 1e-3,
-    logit_scale: float = 1.0,
+    settings: SearchSettings = SearchSettings(),
     batch_size: int = 1000,
     progress: bool = True,
 ) -> AttackResult:
@@ -101,21 +143,10 @@ def min_distortion_attack(
 
     Args:
         model: maps images (B, C, H, W) to logits (B, K); used in eval mode.
-        images: (N, C, H, W) in [0, 1], e.g. MNIST's (N, 1, 28, 28).
+        images: (N, C, H, W) finite, in [0, 1], e.g. MNIST's (N, 1, 28, 28). N may be 0.
         targets: (N,) int64 target labels in 0..K-1.
         labels: (N,) true labels; if given, a target equal to its label is an error.
-        c_steps: evaluations of c per example. c starts at ``c_init``, moves by factors of 10
-            until bracketed, then bisects in log space.
-        c_init: the first c.
-        max_iter: box-L-BFGS iterations per c.
-        memory: curvature pairs per example.
-        tol: an example's L-BFGS run for one c stops when an iteration lowers its objective by
-            less than ``tol`` relative, or its projected gradient falls below ``tol``.
-        margin: an image counts as classified as its target only when the target's logit leads
-            every other by at least this much (see :func:`classified_as`).
-        logit_scale: the loss is CE(logit_scale · f(x'), l). 1 is the paper's objective; a larger
-            value sharpens the cross-entropy's soft maximum towards the hard margin, whose
-            minimiser approaches the closest point of the target region (see the chapter).
+        settings: the search's :class:`SearchSettings`.
         batch_size: examples attacked together.
         progress: show a progress bar.
 
@@ -123,16 +154,18 @@ def min_distortion_attack(
         An :class:`AttackResult` on the CPU.
     """
     check_images(images, shape=None)
+    if len(images) == 0:
+        check_targets(images, targets, labels)
+        return AttackResult(images.clone(), torch.zeros(0, dtype=torch.bool), torch.zeros(0), torch.zeros(0))
     dev = device()
     model = model.eval().to(dev)
     with torch.no_grad():
         n_classes = model(images[:1].to(dev)).shape[1]
-    _check_targets(images, targets, labels, n_classes)
+    check_targets(images, targets, labels, n_classes)
     results = []
     batches = list(zip(images.split(batch_size), targets.split(batch_size)))
     for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
-        results.append(_attack_batch(model, x.to(dev), l.to(dev), c_steps, c_init, max_iter, memory, tol,
-                                     margin, logit_scale))
+        results.append(_attack_batch(model, x.to(dev), l.to(dev), settings))
     return AttackResult(*(torch.cat(parts).cpu() for parts in zip(*(
         (r.adversarial, r.success, r.distortion, r.c) for r in results))))
 
@@ -156,12 +189,12 @@ def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, 
     return c, c_lo, c_hi
 
 
-def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_init: float,
-                  max_iter: int, memory: int, tol: float, margin: float, logit_scale: float) -> AttackResult:
+def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, settings: SearchSettings) -> AttackResult:
+    margin, logit_scale = settings.margin, settings.logit_scale
     batch = len(x)
     best = x.clone()
     best_sq = torch.full((batch,), float("inf"), device=x.device)
-    c = torch.full((batch,), c_init, device=x.device)
+    c = torch.full((batch,), settings.c_init, device=x.device)
     c_lo = torch.zeros(batch, device=x.device)
     c_hi = torch.full((batch,), float("inf"), device=x.device)
 
@@ -176,8 +209,8 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, c_steps: int, c_i
         return c[index] * sq + F.cross_entropy(logit_scale * logits, target[index], reduction="none")
 
     z = x.clone()
-    for _ in range(c_steps):
-        z = box_lbfgs(objective, z, max_iter, memory=memory, gtol=tol, ftol=tol)
+    for _ in range(settings.c_steps):
+        z = box_lbfgs(objective, z, settings.max_iter, memory=settings.memory, gtol=settings.tol, ftol=settings.tol)
         with torch.no_grad():
             hit = classified_as(model(z), target, margin)
         c, c_lo, c_hi = next_c(hit, c, c_lo, c_hi)
@@ -204,7 +237,7 @@ def exact_linear_attack(weight: Tensor, bias: Tensor, images: Tensor, targets: T
     Returns:
         An :class:`AttackResult` (``c`` is 0: there is no c to search).
     """
-    _check_targets(images, targets, labels)
+    check_targets(images, targets, labels)
     w = weight.detach().double().cpu().numpy()
     b = bias.detach().double().cpu().numpy()
     xs = images.detach().double().cpu().flatten(1).numpy()

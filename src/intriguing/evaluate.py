@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import Split, check_images
-from .profiles import device
+from .hardware import device
 
 __all__ = ["error_rate", "error_table", "predict"]
 

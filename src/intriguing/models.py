@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from .data import IMAGE_SHAPE, N_CLASSES
 
-__all__ = ["NETWORKS", "NetworkSpec", "build_model", "get_spec"]
+__all__ = ["NETWORKS", "AutoencoderClassifier", "ConvNet", "MNISTNetwork", "NetworkSpec", "SigmoidMLP", "build_model",
+           "get_spec"]
 
 
 @dataclass(frozen=True)
@@ -152,16 +153,17 @@ class ConvNet(MNISTNetwork):
         return self.out(self.dropout(torch.relu(self.fc(h))))
 
 
-def build_model(name: str) -> MNISTNetwork:
-    """An untrained network ``name``, its initial weights seeded by its spec.
+def build_model(network: str | NetworkSpec) -> MNISTNetwork:
+    """An untrained network, its initial weights seeded by its spec.
 
     Args:
-        name: a key of :data:`NETWORKS`, e.g. ``"N100-100-10"``.
+        network: a key of :data:`NETWORKS`, e.g. ``"N100-100-10"``, or a :class:`NetworkSpec`
+            (a registered one with another seed, say).
 
     Returns:
         The network, in eval mode, on the CPU.
     """
-    spec = get_spec(name)
+    spec = network if isinstance(network, NetworkSpec) else get_spec(network)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         if spec.family in ("softmax", "mlp"):

@@ -4,16 +4,20 @@ Tables 1-5 of Szegedy et al. (2013) are transcribed from the text of arXiv:1312.
 errors and rates are in percent, distortions in RMS pixel units on [0, 1]. A chapter builds its
 own table in the same layout and calls :func:`compare_with_paper`, which returns the two side by
 side and raises :class:`PaperMismatch` when a number drifts outside the stated tolerance.
+The deviations we know of are data too (:data:`DEVIATIONS`): which cell, in which profile, why,
+and where the book shows the measurement; :func:`compare_with_paper` reads them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FIGURES", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4", "TABLE5", "compare_with_paper"]
+__all__ = ["DEVIATIONS", "FIGURES", "TABLES", "Deviation", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4",
+           "TABLE5", "Tolerance", "compare_with_paper", "expected_deviations"]
 
 _MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
 
@@ -102,63 +106,141 @@ FIGURES = {
 """Numbers stated in the figures' captions."""
 
 
+TABLES = {"Table 1": TABLE1, "Table 2": TABLE2, "Table 3": TABLE3, "Table 4": TABLE4, "Table 5": TABLE5}
+"""The paper's tables by name, as :func:`compare_with_paper` takes them."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a number may sit from the paper's: ``value`` in the table's units, or as a fraction of
+    |paper| when ``relative``."""
+
+    value: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.value >= 0:
+            raise ValueError(f"a tolerance must be non-negative, got {self.value}")
+
+    def describe(self) -> str:
+        return f"{self.value:.0%} relative" if self.relative else f"±{self.value:g}"
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A cell of one of the paper's tables that our run is known to miss by more than its tolerance.
+
+    Attributes:
+        table: ``"Table 1"`` … ``"Table 5"``.
+        row, column: the cell.
+        profile: the profile in which it is expected.
+        why: what our measurements say of the cause, or "Unexplained" and what was measured.
+        measured_in: where the book shows that measurement.
+    """
+
+    table: str
+    row: str
+    column: str
+    profile: str
+    why: str
+    measured_in: str
+
+
+_SOFTMAX3_DECAY = Deviation(
+    "Table 1", "softmax3", "", "full",
+    "softmax3's errors depend on how the weight decay's λ is read far more than any other network's: with λ = 1 "
+    "the decay dominates its objective. Which reading the paper used is not recoverable; we keep the one that "
+    "reproduces the other rows best.",
+    "the networks chapter, 'Which weight decay?': the spread of softmax3's errors over the three readings")
+
+DEVIATIONS: tuple[Deviation, ...] = (
+    replace(_SOFTMAX3_DECAY, column="Training error"),
+    replace(_SOFTMAX3_DECAY, column="Test error"),
+    Deviation(
+        "Table 4", "Distorted for M1'", "M1", "full",
+        "Unexplained. Our transfer between M1 and M1' is about as strong in both directions, where the paper's "
+        "is 26.2 % one way and 6.25 % the other; no measurement of ours accounts for the paper's asymmetry.",
+        "the cross-training-set chapter: both directions of transfer between M1 and M1'"),
+    Deviation(
+        "Table 4", "Distorted for M1', amplified", "M2", "full",
+        "Unexplained. Our four amplified cross-training-set cells lie close together, where the paper's spread "
+        "from 22 % to 50 %; this cell is the paper's lowest.",
+        "the cross-training-set chapter: the four amplified cross-training-set cells, ours and the paper's"),
+)
+"""Every cell we know to lie outside its tolerance, by table and profile."""
+
+
+def expected_deviations(table: str, profile: str) -> dict[tuple[str, str], Deviation]:
+    """The :data:`DEVIATIONS` of ``table`` in ``profile``, keyed by (row, column)."""
+    if table not in TABLES:
+        raise KeyError(f"unknown table {table!r}; choose one of {sorted(TABLES)}")
+    return {(d.row, d.column): d for d in DEVIATIONS if d.table == table and d.profile == profile}
+
+
 class PaperMismatch(AssertionError):
     """Raised when a reproduced number lies outside its tolerance of the paper's."""
 
 
 def compare_with_paper(
     ours: pd.DataFrame,
-    paper: pd.DataFrame,
-    tolerance: float,
+    table: str,
+    tolerance: Tolerance | Mapping[str, Tolerance],
     *,
-    relative: bool = False,
-    explained: Mapping[tuple[str, str], str] | None = None,
+    profile: str,
 ) -> pd.DataFrame:
     """Put our numbers beside the paper's and fail when one is outside tolerance.
 
     Args:
-        ours: our table; its index and columns must be in ``paper``.
-        paper: the reference table (e.g. :data:`TABLE1`).
-        tolerance: the largest allowed |ours − paper|, in the table's units, or as a fraction of
-            |paper| when ``relative``.
-        relative: compare relative rather than absolute differences.
-        explained: cells (row, column) known to lie outside tolerance, each with the reason the
-            chapter gives. Such a cell must still be outside tolerance, so that an explanation
-            cannot outlive the deviation it explains.
+        ours: our table; its index and columns must be in the paper's.
+        table: the paper's table, by name (a key of :data:`TABLES`).
+        tolerance: one :class:`Tolerance` for every column, or one per column of ``ours``.
+        profile: the profile the numbers come from; its :func:`expected_deviations` are the cells
+            allowed outside tolerance. Such a cell must still be outside, so that a recorded
+            deviation cannot outlive what it records.
 
     Returns:
         A table with, for each compared column, ``ours``, ``paper`` and ``diff`` (ours − paper)
         and an ``ok`` column naming the cells outside tolerance.
 
     Raises:
-        PaperMismatch: a cell outside tolerance is not explained, or an explained cell is inside.
-        KeyError: ``ours`` names a row or column the paper does not have.
+        PaperMismatch: a cell outside tolerance is not an expected deviation, or an expected
+            deviation is inside.
+        KeyError: ``ours`` names a row or column the paper does not have, or ``tolerance`` lacks one
+            of its columns.
     """
+    if table not in TABLES:
+        raise KeyError(f"unknown table {table!r}; choose one of {sorted(TABLES)}")
+    paper = TABLES[table]
     missing_rows = set(ours.index) - set(paper.index)
     missing_cols = set(ours.columns) - set(paper.columns)
     if missing_rows or missing_cols:
-        raise KeyError(f"not in the paper's table: rows {sorted(missing_rows)}, columns {sorted(missing_cols)}")
-    explained = dict(explained or {})
+        raise KeyError(f"not in the paper's {table}: rows {sorted(missing_rows)}, columns {sorted(missing_cols)}")
+    per_column = {col: tolerance for col in ours.columns} if isinstance(tolerance, Tolerance) else dict(tolerance)
+    if set(ours.columns) - set(per_column):
+        raise KeyError(f"no tolerance for columns {sorted(set(ours.columns) - set(per_column))}")
+    expected = {cell: d for cell, d in expected_deviations(table, profile).items() if cell[1] in ours.columns}
     ref = paper.loc[ours.index, ours.columns].astype(float)
     diff = ours.astype(float) - ref
-    allowed = tolerance * ref.abs() if relative else pd.DataFrame(tolerance, index=ref.index, columns=ref.columns)
+    allowed = pd.DataFrame({col: per_column[col].value * (ref[col].abs() if per_column[col].relative else 1.0)
+                            for col in ours.columns}, index=ref.index).reindex(columns=ref.columns)
     outside = diff.abs() > allowed + 1e-12
     problems = []
     for (row, col), is_out in outside.stack().items():
-        if is_out and (row, col) not in explained:
+        if is_out and (row, col) not in expected:
             problems.append(f"{row} / {col}: ours {ours.loc[row, col]:.4g}, paper {ref.loc[row, col]:.4g}")
-        if not is_out and (row, col) in explained:
-            problems.append(f"{row} / {col} is explained as a deviation but is within tolerance now")
-    for cell in explained:
-        if cell[0] not in ours.index or cell[1] not in ours.columns:
-            problems.append(f"explained cell {cell} is not in the compared table")
+        if not is_out and (row, col) in expected:
+            problems.append(f"{row} / {col} is recorded as a deviation in paper.DEVIATIONS but is within "
+                            f"tolerance now")
+    for cell in expected:
+        if cell[0] not in ours.index:
+            problems.append(f"expected deviation {cell} is not in the compared table")
 
     side = pd.concat({col: pd.DataFrame({"ours": ours[col].astype(float), "paper": ref[col],
                                          "diff": diff[col]}) for col in ours.columns}, axis=1)
     flags = outside.apply(lambda r: ", ".join(c for c in r.index if r[c]), axis=1)
     side[("ok", "")] = np.where(flags == "", "✓", "outside: " + flags)
     if problems:
-        kind = f"{tolerance:.0%} relative" if relative else f"±{tolerance:g}"
-        raise PaperMismatch(f"outside the tolerance ({kind}) of the paper:\n  " + "\n  ".join(problems)
+        kinds = ", ".join(sorted({t.describe() for t in per_column.values()}))
+        raise PaperMismatch(f"outside the tolerance ({kinds}) of the paper's {table}:\n  " + "\n  ".join(problems)
                             + f"\n\n{side.to_string()}")
     return side

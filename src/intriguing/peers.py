@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,7 +20,8 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attacks import AttackResult, _check_targets, classified_as, min_distortion_attack, next_c, rms_distortion
+from .attacks import (AttackResult, SearchSettings, check_targets, classified_as, min_distortion_attack, next_c,
+                      rms_distortion)
 
 __all__ = ["FOOLBOX_ATTACKS", "OURS", "SCIPY", "compare_attacks", "foolbox_attack", "scipy_lbfgs_attack"]
 
@@ -43,7 +45,7 @@ def foolbox_attack(name: str, model: nn.Module, images: Tensor, targets: Tensor,
     """
     import foolbox as fb
 
-    _check_targets(images, targets, None)
+    check_targets(images, targets, None)
     attacks = {
         "FMN": lambda: fb.attacks.L2FMNAttack(steps=steps or 100),
         "DDN": lambda: fb.attacks.DDNAttack(steps=steps or 100),
@@ -61,16 +63,20 @@ def foolbox_attack(name: str, model: nn.Module, images: Tensor, targets: Tensor,
     return AttackResult(adversarial, success, distortion, torch.zeros(len(images)))
 
 
-def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_steps: int = 10,
-                       c_init: float = 1.0, max_iter: int = 50, memory: int = 10, tol: float = 1e-4,
-                       margin: float = 1e-3, progress: bool = True) -> AttackResult:
+def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
+                       settings: SearchSettings = SearchSettings(), progress: bool = True) -> AttackResult:
     """§4.1's search one example at a time with scipy's L-BFGS-B: the reference design.
 
     Arguments are those of :func:`intriguing.attacks.min_distortion_attack`; the c schedule and
     the best-iterate rule are the same, so the two differ only in the solver and in batching.
-    ``tol`` maps to scipy's own tests: ``factr = tol / machine epsilon`` and ``pgtol = tol``.
+    ``settings.tol`` maps to scipy's own tests: ``factr = tol / machine epsilon`` and ``pgtol = tol``.
+    The paper's objective only: ``settings.logit_scale`` must be 1.
     """
-    _check_targets(images, targets, None)
+    check_targets(images, targets, None)
+    if settings.logit_scale != 1:
+        raise ValueError("the scipy reference implements the paper's objective only (logit_scale 1)")
+    c_init, c_steps, max_iter, memory = settings.c_init, settings.c_steps, settings.max_iter, settings.memory
+    tol, margin = settings.tol, settings.margin
     model = model.eval().cpu()
     n_pixels = images[0].numel()
     out, success, cs = images.clone(), torch.zeros(len(images), dtype=torch.bool), torch.zeros(len(images))
@@ -105,7 +111,7 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *, c_s
 
 
 def compare_attacks(model: nn.Module, images: Tensor, targets: Tensor, *, scipy_examples: int,
-                    settings: dict, labels: Tensor | None = None) -> dict[str, dict[str, float]]:
+                    settings: SearchSettings, labels: Tensor | None = None) -> dict[str, dict[str, float]]:
     """Ours, the per-example scipy reference and foolbox's FMN, DDN and C&W on the same images, each
     timed in this call.
 
@@ -113,23 +119,22 @@ def compare_attacks(model: nn.Module, images: Tensor, targets: Tensor, *, scipy_
         model: maps images (B, 1, 28, 28) to logits (B, 10).
         images: (N, 1, 28, 28) in [0, 1]; targets: (N,) int64; labels: (N,) true labels, optional.
         scipy_examples: the slow scipy reference attacks only the first this many images.
-        settings: the search's settings (as :func:`intriguing.attacks.min_distortion_attack` takes
-            them), shared by ours and the scipy reference.
+        settings: the search's settings, shared by ours and the scipy reference.
 
     Returns:
         Attack name (:data:`OURS`, :data:`SCIPY`, ``"foolbox <name>"``) -> ``examples``,
         ``success (%)``, ``distortion`` (mean over its successes), ``ours on the same`` (our mean
         distortion on those successes) and ``s / 1000 examples``.
     """
-    def timed(attack):
+    def timed(attack: Callable[[], AttackResult]) -> tuple[AttackResult, float]:
         start = time.perf_counter()
         result = attack()
         return result, time.perf_counter() - start
 
     k = min(scipy_examples, len(images))
-    ours, seconds = timed(lambda: min_distortion_attack(model, images, targets, labels=labels, **settings))
+    ours, seconds = timed(lambda: min_distortion_attack(model, images, targets, labels=labels, settings=settings))
     runs = {OURS: (ours, seconds, len(images)),
-            SCIPY: (*timed(lambda: scipy_lbfgs_attack(model, images[:k], targets[:k], **settings)), k)}
+            SCIPY: (*timed(lambda: scipy_lbfgs_attack(model, images[:k], targets[:k], settings=settings)), k)}
     for name in FOOLBOX_ATTACKS:
         runs[f"foolbox {name}"] = (*timed(lambda: foolbox_attack(name, model, images, targets)), len(images))
     return {name: {"examples": n, "success (%)": 100 * result.success.double().mean().item(),

@@ -1,12 +1,15 @@
-"""Figures shared by the chapters."""
+"""What a reader sees of a run: the figures shared by the chapters, and values glued into the prose.
+
+Numbers enter a chapter's markdown through MyST-NB's ``{glue:text}`` role; :func:`glue` stores them
+in the executed notebook, and Jupyter Book pastes them into the text when it renders the page.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Sequence
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -16,7 +19,39 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["adversarial_triplets", "difference_heatmap", "image_grid", "loss_curves", "pairs_grid", "show"]
+__all__ = ["Text", "adversarial_triplets", "difference_heatmap", "glue", "image_grid", "loss_curves", "pairs_grid",
+           "show"]
+
+
+class Text(str):
+    """A string that shows as itself, without quotes, where a notebook displays it as plain text."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def glue(name: str, value: Any) -> None:
+    """Store ``value`` under ``name`` for the prose (``{glue:text}`name`` or ``{glue:text}`name:.2f``).
+
+    Numbers are stored as they are, so the markdown chooses their format; strings are stored as
+    :class:`Text`, so they appear without quotes. Nothing is shown in the notebook's output. Outside
+    Jupyter Book's toolchain (no ``myst_nb``) the value is only kept in the notebook's variables.
+
+    Args:
+        name: a key unique within the notebook (letters, digits, ``_``).
+        value: a number or a string.
+    """
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"glue names are letters, digits and '_', got {name!r}")
+    if isinstance(value, str):
+        value = Text(value)
+    elif hasattr(value, "item"):  # numpy and torch scalars
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # e.g. on Colab without Jupyter Book: the prose is not rendered there
+        return
+    myst_glue(name, value, display=False)
 
 
 def show(fig: Figure) -> None:

@@ -6,16 +6,17 @@ written λ Σw²/k, k the number of units in the layer. Three readings are imple
 is λw). The networks chapter measures all three on the softmax models, whose errors depend
 on λ most; :data:`DEFAULT_DECAY` is the one that reproduces Table 1 best.
 
-Trained networks are cached by name, configuration and data split (:mod:`intriguing.cache`).
-Long L-BFGS runs write atomic checkpoints, so a killed run resumes where it stopped.
+:func:`fit` trains a network on the images it is given; caching trained networks by their
+configuration is :mod:`intriguing.artifacts`' job. Long L-BFGS runs write atomic checkpoints
+where :func:`fit` is told to, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,25 +24,25 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import cache
-from .data import Split, load_mnist, p1_p2_split
-from .models import MNISTNetwork, NetworkSpec, build_model, get_spec
-from .profiles import Profile, device, get_profile
+from .data import Split
+from .hardware import device
+from .models import AutoencoderClassifier, MNISTNetwork, NetworkSpec
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "DECAY_MODES",
     "DEFAULT_DECAY",
     "FitLog",
     "SPARSE_AE",
+    "SparseAutoencoderSettings",
     "TrainedNetwork",
+    "fit",
     "minimize_lbfgs",
-    "train_network",
-    "training_split",
     "weight_decay",
 ]
 
 DECAY_MODES = ("half", "sum", "per_unit")
 DEFAULT_DECAY = "half"
-CACHE_FORMAT = 1
 CHECKPOINT_EVERY = 25  # L-BFGS iterations between checkpoints (and progress updates)
 
 
@@ -184,23 +185,6 @@ def minimize_lbfgs(
     return FitLog(done, converged, losses, seconds)
 
 
-def training_split(train_set: str, profile: Profile) -> Split:
-    """The training images a network sees: all of MNIST's training set, P1 or P2, cut to the
-    profile's seeded subset (each half to half of it)."""
-    train = load_mnist("train")
-    if train_set == "train":
-        index, size = torch.arange(len(train)), profile.train_subset
-    elif train_set in ("P1", "P2"):
-        index = p1_p2_split()[0 if train_set == "P1" else 1]
-        size = None if profile.train_subset is None else profile.train_subset // 2
-    else:
-        raise ValueError(f"unknown training set {train_set!r}; choose 'train', 'P1' or 'P2'")
-    if size is not None:
-        pick = torch.randperm(len(index), generator=torch.Generator().manual_seed(1234))[:size]
-        index = index[pick.sort().values]
-    return train.subset(index)
-
-
 def _classifier_objective(model: MNISTNetwork, inputs: Tensor, labels: Tensor,
                           head: nn.Module | None, lambdas: Sequence[float], mode: str) -> Callable[[], Tensor]:
     forward = head if head is not None else model
@@ -211,7 +195,7 @@ def _classifier_objective(model: MNISTNetwork, inputs: Tensor, labels: Tensor,
     return objective
 
 
-def _sparse_autoencoder_objective(model, images: Tensor) -> Callable[[], Tensor]:
+def _sparse_autoencoder_objective(model: AutoencoderClassifier, images: Tensor) -> Callable[[], Tensor]:
     rho, beta, lam = SPARSE_AE.sparsity_target, SPARSE_AE.sparsity_weight, SPARSE_AE.weight_decay
     flat = images.flatten(1)
 
@@ -247,74 +231,56 @@ def _train_conv(model: MNISTNetwork, spec: NetworkSpec, data: Split, epochs: int
     return FitLog(epochs, False, losses, time.perf_counter() - start)
 
 
-def _fit(model: MNISTNetwork, spec: NetworkSpec, profile: Profile, mode: str,
-         checkpoint: Callable[[str], Path]) -> dict[str, FitLog]:
+def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations: Mapping[str, int],
+        conv_epochs: int, decay_mode: str = DEFAULT_DECAY,
+        checkpoint: Callable[[str], Path] | None = None) -> dict[str, FitLog]:
+    """Train ``model`` (built from ``spec``) on ``data`` the way its family is trained, seeded by ``spec.seed``.
+
+    Args:
+        model: the untrained network; trained in place and left on the CPU in eval mode.
+        spec: its :class:`intriguing.models.NetworkSpec` (family, weight decay, seed).
+        data: the training images (N, 1, 28, 28) in [0, 1] and labels (N,).
+        lbfgs_iterations: the L-BFGS cap per stage: ``"softmax"``, ``"mlp"``, ``"autoencoder"``,
+            ``"ae_softmax"``.
+        conv_epochs: Adam epochs for the ``conv`` family.
+        decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`weight_decay`).
+        checkpoint: stage name -> where to keep that stage's resumable L-BFGS state.
+
+    Returns:
+        Stage name -> :class:`FitLog`.
+    """
+    if decay_mode not in DECAY_MODES:
+        raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
+    if len(data) == 0:
+        raise ValueError("cannot train on an empty set")
     dev = device()
-    split = training_split(spec.train_set, profile)
-    data = Split(split.images.to(dev), split.labels.to(dev))
+    data = Split(data.images.to(dev), data.labels.to(dev))
     model.to(dev)
-    caps = profile.lbfgs_iterations
+
+    def where(stage: str) -> Path | None:
+        return checkpoint(stage) if checkpoint is not None else None
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         if spec.family == "conv":
-            return {"adam": _train_conv(model, spec, data, profile.conv_epochs, mode)}
-        if spec.family in ("softmax", "mlp"):
-            objective = _classifier_objective(model, data.images, data.labels, None, spec.weight_decay, mode)
-            return {"lbfgs": minimize_lbfgs(model, list(model.parameters()), objective, caps[spec.family],
-                                            desc=spec.name, checkpoint=checkpoint("lbfgs"))}
-        ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
-        ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
-                                caps["autoencoder"], desc=f"{spec.name} autoencoder",
-                                checkpoint=checkpoint("autoencoder"))
-        with torch.no_grad():
-            codes = model.codes(data.images)
-        objective = _classifier_objective(model, codes, data.labels, model.head, spec.weight_decay, mode)
-        head_log = minimize_lbfgs(model, list(model.head.parameters()), objective, caps["ae_softmax"],
-                                  desc=f"{spec.name} softmax", checkpoint=checkpoint("softmax"))
-        return {"autoencoder": ae_log, "softmax": head_log}
-
-
-def training_config(spec: NetworkSpec, profile: Profile, decay_mode: str) -> dict:
-    """Everything that determines a trained network: its cache key."""
-    config = {"format": CACHE_FORMAT, "spec": asdict(spec), "decay_mode": decay_mode,
-              "train_subset": profile.train_subset}
-    if spec.family == "conv":
-        config["conv_epochs"] = profile.conv_epochs
-    elif spec.family == "autoencoder":
-        config["iterations"] = [profile.lbfgs_iterations["autoencoder"], profile.lbfgs_iterations["ae_softmax"]]
-        config["sparse_ae"] = asdict(SPARSE_AE)
-    else:
-        config["iterations"] = profile.lbfgs_iterations[spec.family]
-    return config
-
-
-def train_network(name: str, profile: Profile | str | None = None,
-                  decay_mode: str = DEFAULT_DECAY) -> TrainedNetwork:
-    """Train network ``name`` as the profile says, or load it from the cache.
-
-    Args:
-        name: a network of :data:`intriguing.models.NETWORKS`, e.g. ``"softmax1"``.
-        profile: a :class:`Profile`, a profile name, or None for the active profile.
-        decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`weight_decay`).
-
-    Returns:
-        The trained network (eval mode, on the CPU) and its training logs.
-    """
-    spec = get_spec(name)
-    if decay_mode not in DECAY_MODES:
-        raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
-    profile = get_profile(profile)
-    config = training_config(spec, profile, decay_mode)
-    model = build_model(name)
-
-    def compute() -> dict:
-        stages = _fit(model, spec, profile, decay_mode,
-                      lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config))
-        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "stages": {k: asdict(v) for k, v in stages.items()}}
-
-    record = cache.cached("networks", name, config, compute)
-    model.load_state_dict(record["state_dict"])
+            stages = {"adam": _train_conv(model, spec, data, conv_epochs, decay_mode)}
+        elif spec.family in ("softmax", "mlp"):
+            objective = _classifier_objective(model, data.images, data.labels, None, spec.weight_decay, decay_mode)
+            stages = {"lbfgs": minimize_lbfgs(model, list(model.parameters()), objective,
+                                              lbfgs_iterations[spec.family], desc=spec.name,
+                                              checkpoint=where("lbfgs"))}
+        else:
+            assert isinstance(model, AutoencoderClassifier)
+            ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
+            ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
+                                    lbfgs_iterations["autoencoder"], desc=f"{spec.name} autoencoder",
+                                    checkpoint=where("autoencoder"))
+            with torch.no_grad():
+                codes = model.codes(data.images)
+            objective = _classifier_objective(model, codes, data.labels, model.head, spec.weight_decay, decay_mode)
+            head_log = minimize_lbfgs(model, list(model.head.parameters()), objective,
+                                      lbfgs_iterations["ae_softmax"], desc=f"{spec.name} softmax",
+                                      checkpoint=where("softmax"))
+            stages = {"autoencoder": ae_log, "softmax": head_log}
     model.cpu().eval()
-    stages = {k: FitLog(**v) for k, v in record["stages"].items()}
-    return TrainedNetwork(name, model, decay_mode, stages)
+    return stages

@@ -1,37 +1,46 @@
-"""Do adversarial examples generalise? The error matrices of §4.2 (Tables 2 and 4) and their checks.
+"""Do adversarial examples generalise? The error matrices of §4.2 (Tables 2 and 4) and their measures.
 
 A *distorted set* is a labelled image set made from originals: adversarial examples for one
 network, the same amplified, or Gaussian noise. :func:`error_matrix` feeds every set to every
 network, rows × columns as in the paper, with each set's average RMS distortion beside it.
-:func:`table2`, :func:`table3` and :func:`table4` build the paper's three tables from the cached
-adversarial sets of :func:`intriguing.experiments.adversarial_set`; :func:`noise_margins`,
-:func:`amplification_gain` and :func:`training_set_gap` measure the claims the chapters check.
+:func:`noise_margins`, :func:`amplification_gain` and :func:`training_set_gap` measure the
+paper's claims on such a matrix; they are told which row is what, never parse row names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from . import paper
 from .attacks import rms_distortion
 from .data import Split, check_images
 from .evaluate import error_rate
-from .experiments import adversarial_set, attacked_images, gaussian_noise, table3_errors
-from .profiles import Profile, get_profile
-from .train import train_network
 
-__all__ = ["DistortedSet", "adversarial_sets", "amplification_gain", "amplify", "error_matrix", "noise_set",
-           "noise_margins", "table2", "table3", "table4", "training_set_gap"]
+__all__ = ["AMPLIFIED_DISTORTION", "DISTORTION", "DistortedSet", "amplification_gain", "amplify", "error_matrix",
+           "gaussian_noise", "noise_margins", "noise_set", "training_set_gap"]
 
 DISTORTION = "Av. distortion"
-TABLE2_NOISE = (0.1, 0.3)
-TABLE4_NOISE = (0.06, 0.1)
+"""The error matrix's last column: each set's mean RMS distortion."""
 AMPLIFIED_DISTORTION = 0.1
+"""Table 4's amplified sets' average RMS distortion ("amplified to stddev=0.1")."""
+
+
+def gaussian_noise(images: Tensor, stddev: float, seed: int = 0, clip: bool = False) -> Tensor:
+    """Images plus seeded Gaussian noise of the given stddev. (N, ...) -> (N, ...).
+
+    Unclipped by default, as the paper's controls evidently were: Table 2 lists the noise's
+    stddev as its average distortion, which only unclipped noise has (the blind-spots chapter
+    measures Figure 7's accuracy under both).
+    """
+    if not stddev >= 0:
+        raise ValueError(f"stddev must be non-negative, got {stddev}")
+    gen = torch.Generator().manual_seed(seed)
+    noisy = images + stddev * torch.randn(images.shape, generator=gen)
+    return noisy.clamp(0, 1) if clip else noisy
 
 
 @dataclass(frozen=True)
@@ -118,81 +127,22 @@ def error_matrix(networks: Mapping[str, nn.Module], sets: Mapping[str, Distorted
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("set")
 
 
-def adversarial_sets(networks: list[str], split: str, profile: Profile) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """The cached adversarial images of each network, on the profile's attacked images of ``split``.
-
-    Returns:
-        The originals (N, 1, 28, 28), their labels (N,), and network -> adversarial (N, 1, 28, 28).
-
-    Raises:
-        RuntimeError: an attack failed on some image, so the set is not wholly adversarial.
-    """
-    originals = attacked_images(split, profile)
-    adversarial = {}
-    for name in networks:
-        _, result = adversarial_set(name, split, profile)
-        if not result.success.all():
-            raise RuntimeError(f"the attack on {name} failed on {int((~result.success).sum())} images")
-        adversarial[name] = result.adversarial
-    return originals.images, originals.labels, adversarial
+def _weakest_noise_at_least(matrix: pd.DataFrame, noise_rows: Sequence[str], distortion: float) -> str | None:
+    noise = matrix.loc[list(noise_rows), DISTORTION].sort_values()
+    stronger = noise[noise >= distortion]
+    return None if stronger.empty else str(stronger.index[0])
 
 
-def _networks(names: list[str], profile: Profile) -> dict[str, nn.Module]:
-    return {name: train_network(name, profile).model for name in names}
-
-
-def table2(profile: Profile | str | None = None) -> pd.DataFrame:
-    """Table 2: each Table 1 network's adversarial training images, and Gaussian noise at stddev
-    0.1 and 0.3, fed to all six networks. Rows and columns as :data:`intriguing.paper.TABLE2`."""
-    profile = get_profile(profile)
-    names = list(paper.TABLE1.index)
-    originals, labels, adversarial = adversarial_sets(names, "train", profile)
-    sets = {name: DistortedSet.from_images(adversarial[name], originals, labels) for name in names}
-    for i, stddev in enumerate(TABLE2_NOISE):
-        sets[f"Gaussian noise, stddev={stddev:g}"] = noise_set(originals, labels, stddev, seed=i)
-    return error_matrix(_networks(names, profile), sets)
-
-
-def table3(profile: Profile | str | None = None) -> pd.DataFrame:
-    """Table 3: M1, M1' and M2's errors (%) on P1, P2 and the test set, and the average distortion of
-    their adversarial test images (random targets)."""
-    profile = get_profile(profile)
-    errors = table3_errors(profile)
-    distortion = {name: adversarial_set(name, "test", profile)[1].distortion.mean().item() for name in errors.index}
-    return errors.assign(**{"Min Av. Distortion": pd.Series(distortion)})
-
-
-def table4(profile: Profile | str | None = None, per_example: bool = False) -> pd.DataFrame:
-    """Table 4: the adversarial test images of M1, M1' and M2, the same amplified to an average RMS
-    distortion of 0.1 (``per_example`` as in :func:`amplify`), and Gaussian noise at stddev 0.06 and
-    0.1, fed to the three networks. Rows and columns as :data:`intriguing.paper.TABLE4`."""
-    profile = get_profile(profile)
-    names = list(paper.TABLE3.index)
-    originals, labels, adversarial = adversarial_sets(names, "test", profile)
-    sets = {f"Distorted for {name}": DistortedSet.from_images(adversarial[name], originals, labels)
-            for name in names}
-    sets[f"Gaussian noise, stddev={TABLE4_NOISE[0]:g}"] = noise_set(originals, labels, TABLE4_NOISE[0], seed=0)
-    for name in names:
-        sets[f"Distorted for {name}, amplified"] = DistortedSet.from_images(
-            amplify(originals, adversarial[name], per_example=per_example), originals, labels)
-    sets[f"Gaussian noise, stddev={TABLE4_NOISE[1]:g}"] = noise_set(originals, labels, TABLE4_NOISE[1], seed=1)
-    return error_matrix(_networks(names, profile), sets)
-
-
-def _noise_rows(matrix: pd.DataFrame) -> pd.Series:
-    noise = [row for row in matrix.index if row.startswith("Gaussian noise")]
-    return matrix.loc[noise, DISTORTION].sort_values()
-
-
-def noise_margins(matrix: pd.DataFrame) -> pd.DataFrame:
+def noise_margins(matrix: pd.DataFrame, made_for: Mapping[str, str], noise_rows: Sequence[str]) -> pd.DataFrame:
     """How far each adversarial set, fed to another network, beats Gaussian noise at least as strong.
 
     Each adversarial row is compared, in every column but its own network's, with the weakest noise
     row whose average distortion is at least the set's own.
 
     Args:
-        matrix: an :func:`error_matrix` whose noise rows are named ``"Gaussian noise…"`` and whose
-            other rows are named after (or start with "Distorted for ") a column's network.
+        matrix: an :func:`error_matrix`.
+        made_for: adversarial row -> the network (column) it was made for.
+        noise_rows: the rows of Gaussian noise.
 
     Returns:
         One row per (set, network): the set's error, the noise row compared with, its error, and
@@ -201,48 +151,54 @@ def noise_margins(matrix: pd.DataFrame) -> pd.DataFrame:
     Raises:
         ValueError: some adversarial set is more distorted than every noise row.
     """
-    noise = _noise_rows(matrix)
     networks = [c for c in matrix.columns if c != DISTORTION]
     rows = []
-    for set_name in matrix.index.drop(noise.index):
-        stronger = noise[noise >= matrix.loc[set_name, DISTORTION]]
-        if stronger.empty:
-            raise ValueError(f"{set_name!r} (distortion {matrix.loc[set_name, DISTORTION]:.3g}) is more "
-                             f"distorted than every noise row")
-        own = set_name.removeprefix("Distorted for ").split(",")[0]
+    for set_name, own in made_for.items():
+        distortion = matrix.loc[set_name, DISTORTION]
+        noise = _weakest_noise_at_least(matrix, noise_rows, distortion)
+        if noise is None:
+            raise ValueError(f"{set_name!r} (distortion {distortion:.3g}) is more distorted than every noise row")
         for net in networks:
             if net == own:
                 continue
-            error, noise_error = matrix.loc[set_name, net], matrix.loc[stronger.index[0], net]
-            rows.append({"set": set_name, "network": net, "error": error, "noise": stronger.index[0],
+            error, noise_error = matrix.loc[set_name, net], matrix.loc[noise, net]
+            rows.append({"set": set_name, "network": net, "error": error, "noise": noise,
                          "noise error": noise_error, "margin": error - noise_error})
     return pd.DataFrame(rows).set_index(["set", "network"])
 
 
-def amplification_gain(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 4's amplified rows minus its plain adversarial rows (percentage points), per network.
+def amplification_gain(matrix: pd.DataFrame, rows: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """Amplified rows minus their plain adversarial rows (percentage points), per network fed them.
+
+    Args:
+        matrix: an :func:`error_matrix`.
+        rows: network the sets were made for -> (its plain row, its amplified row).
 
     Returns:
-        One row per network whose set was amplified, one column per network fed the sets.
+        One row per network of ``rows`` ("made for"), one column per network fed the sets.
     """
-    amplified = [row for row in table.index if row.endswith(", amplified")]
-    plain = [row.removesuffix(", amplified") for row in amplified]
-    networks = [c for c in table.columns if c != DISTORTION]
-    gain = table.loc[amplified, networks].to_numpy() - table.loc[plain, networks].to_numpy()
-    return pd.DataFrame(gain, index=pd.Index([r.removeprefix("Distorted for ") for r in plain], name="made for"),
-                        columns=networks)
+    networks = [c for c in matrix.columns if c != DISTORTION]
+    plain = [p for p, _ in rows.values()]
+    amplified = [a for _, a in rows.values()]
+    gain = matrix.loc[amplified, networks].to_numpy() - matrix.loc[plain, networks].to_numpy()
+    return pd.DataFrame(gain, index=pd.Index(list(rows), name="made for"), columns=networks)
 
 
-def training_set_gap(table: pd.DataFrame, same: tuple[str, str] = ("M1", "M1'"), other: str = "M2",
-                     amplified: bool = False) -> pd.Series:
-    """For adversarial sets made for each network of ``same`` (trained on one set), the error of the
-    other network of ``same`` minus that of ``other`` (trained on a disjoint set), in percentage points.
+def training_set_gap(matrix: pd.DataFrame, rows: Mapping[str, str], same: tuple[str, str],
+                     other: str) -> pd.Series:
+    """For the sets made for each network of ``same`` (two networks trained on one set), the error of
+    the other network of ``same`` minus that of ``other`` (trained on a disjoint set), in percentage points.
 
-    Positive values say that adversarial examples transfer more within a training set than across.
+    Args:
+        matrix: an :func:`error_matrix`.
+        rows: network -> the row of the set made for it.
+        same: the two networks that share a training set.
+        other: the network trained on another set.
+
+    Returns:
+        made for -> the gap; positive values say that adversarial examples transfer more within a
+        training set than across.
     """
-    suffix = ", amplified" if amplified else ""
-    gap = {}
-    for made_for, partner in (same, same[::-1]):
-        row = table.loc[f"Distorted for {made_for}{suffix}"]
-        gap[made_for] = row[partner] - row[other]
+    gap = {made_for: matrix.loc[rows[made_for], partner] - matrix.loc[rows[made_for], other]
+           for made_for, partner in (same, same[::-1])}
     return pd.Series(gap, name="same − other training set (pp)").rename_axis("made for")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy.stats import mannwhitneyu
 from torch import Tensor, nn
 
-from .profiles import device
+from .hardware import device
 
 __all__ = ["CoherenceTest", "activations", "coherence", "compare_scores", "last_linear_layer", "random_directions",
            "top_images", "unit_directions", "unit_vs_random"]

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from intriguing import artifacts
+
+
+def test_adversarial_sets_are_built_in_cached_pieces(monkeypatch, tiny):
+    monkeypatch.setattr(artifacts, "ATTACK_CHUNK", 5)
+    images, result = artifacts.adversarial_set("softmax1", "train", tiny)
+    assert len(images) == len(result.success) == 12
+    assert result.success.all()
+    assert (images.targets != images.labels).all()
+    # A killed run keeps its finished pieces: the second call attacks nothing.
+    monkeypatch.setattr(artifacts, "min_distortion_attack", lambda *a, **k: pytest.fail("attacked again"))
+    _, again = artifacts.adversarial_set("softmax1", "train", tiny)
+    assert torch.equal(again.adversarial, result.adversarial)
+
+
+def test_the_target_seed_selects_the_targets_and_the_cached_result(tiny):
+    first, result = artifacts.adversarial_set("softmax1", "test", tiny, target_seed=0)
+    second, other = artifacts.adversarial_set("softmax1", "test", tiny, target_seed=1)
+    assert torch.equal(first.images, second.images) and not torch.equal(first.targets, second.targets)
+    assert not torch.equal(result.adversarial, other.adversarial)
+    key = artifacts.result_key("softmax1", tiny, target_seed=0)
+    assert key != artifacts.result_key("softmax1", tiny, target_seed=1)
+    assert key["network"]["spec"]["seed"] == 0
+
+
+def test_min_over_targets_is_no_larger_than_random_targets(tiny):
+    _, random = artifacts.adversarial_set("softmax2", "train", tiny)
+    images, minimum = artifacts.min_over_targets("softmax2", tiny)
+    assert minimum.success.all() and len(minimum.success) == len(images) == 4
+    assert (minimum.distortion <= random.distortion[:4] + 1e-6).all()
+
+
+def test_unknown_split(tiny):
+    with pytest.raises(ValueError, match="unknown split 'valid'"):
+        artifacts.attacked_images("valid", tiny)
+
+
+def test_result_key_of_a_loaded_network_names_its_weights(tiny):
+    key = artifacts.result_key("efficientnet-lite0", tiny, settings=tiny.imagenet_search)
+    assert key["network"]["weights"] == artifacts.OTHER_NETWORKS["efficientnet-lite0"]["weights"]
+    assert key["search"]["c_steps"] == 1

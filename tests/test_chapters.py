@@ -1,0 +1,50 @@
+"""The chapter modules on the tiny profile: the paper's layouts, and checks that can fail."""
+
+import pandas as pd
+import pytest
+
+from intriguing import paper
+from intriguing.chapters import blind_spots, cross_model, cross_training_set
+
+
+def test_table2_has_the_papers_layout_and_full_diagonal(tiny):
+    table2 = cross_model.table2(tiny)
+    assert list(table2.index) == list(paper.TABLE2.index) and list(table2.columns) == list(paper.TABLE2.columns)
+    cross_model.check_diagonal(table2)
+    assert table2.loc["Gaussian noise, stddev=0.3", "Av. distortion"] == pytest.approx(0.3, rel=0.05)
+    side = cross_model.compare_table2(table2, tiny)
+    assert ("Av. distortion", "ours") in side.columns
+    broken = table2.copy()
+    broken.loc["softmax1", "softmax1"] = 99.0
+    with pytest.raises(AssertionError):
+        cross_model.check_diagonal(broken)
+
+
+def test_tables_3_and_4_have_the_papers_layout(tiny):
+    table4 = cross_training_set.table4(tiny)
+    assert list(table4.index) == list(paper.TABLE4.index) and list(table4.columns) == list(paper.TABLE4.columns)
+    cross_training_set.check_diagonal(table4)
+    amplified = list(cross_training_set.AMPLIFIED.values())
+    assert table4.loc[amplified, "Av. distortion"].to_numpy() == pytest.approx([0.1] * 3)
+    assert cross_training_set.mutual_transfer(table4).shape == (2, 2)
+    assert len(cross_training_set.amplified_cross_cells(table4)) == 4
+    assert cross_training_set.deviations(table4, tiny).empty  # none recorded for the tiny profile
+    table3 = cross_training_set.table3(tiny)
+    assert isinstance(table3, pd.DataFrame) and (table3["Min Av. Distortion"] > 0).all()
+
+
+def test_a_distortion_far_from_the_papers_fails_its_relative_tolerance(tiny):
+    table2 = paper.TABLE2.copy()
+    table2.loc["softmax1", "Av. distortion"] = 0.2  # 3.2x the paper's 0.062
+    strict = type(tiny)(**{**tiny.__dict__, "distortion_tolerance": 0.25, "transfer_tolerance_pp": 15.0})
+    with pytest.raises(paper.PaperMismatch, match="softmax1 / Av. distortion"):
+        cross_model.compare_table2(table2, strict)
+
+
+def test_blind_spots_table_and_exact_comparison(tiny):
+    table = blind_spots.table1_distortion(tiny)
+    blind_spots.check_success(table)
+    assert (table["random / min"] >= 1 - 1e-6).all()
+    exact = blind_spots.exact_comparison(tiny)
+    blind_spots.check_exact(exact)
+    assert list(exact.index) == ["softmax1", "softmax2", "softmax3"]
