@@ -15,7 +15,6 @@ Usage: python benchmarks/attack_benchmark.py [--profile smoke|full] [--examples 
 from __future__ import annotations
 
 import argparse
-
 from dataclasses import replace
 
 import torch

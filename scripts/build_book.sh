@@ -25,5 +25,16 @@ for nb in $notebooks; do
   papermill "$nb.ipynb" "_build/src/$nb.ipynb" -p profile "$INTRIGUING_PROFILE" --cwd book --log-output
   echo "=== $nb.ipynb took $((SECONDS - start)) s"
 done
+# The cell papermill injects with the profile is plumbing: hide it from the rendered page.
+python - _build/src/book/*.ipynb <<'PY'
+import sys, nbformat
+for path in sys.argv[1:]:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
+PY
 jupyter-book build _build/src --path-output . --warningiserror --keep-going
 echo "The book is at $PWD/_build/html/index.html"

@@ -9,4 +9,6 @@ export INTRIGUING_PROFILE=smoke
 export INTRIGUING_CACHE="${INTRIGUING_TEST_CACHE:-$PWD/_build/test-cache}"
 rm -rf "$INTRIGUING_CACHE"
 export MPLBACKEND=Agg
+echo "=== ruff"; ruff check src tests benchmarks
+echo "=== mypy"; mypy
 python -m pytest tests book --nbval-lax --nbval-current-env -p no:cacheprovider "$@"

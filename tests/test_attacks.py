@@ -2,8 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing.attacks import (SearchSettings, classified_as, exact_linear_attack, min_distortion_attack, random_targets,
-                                rms_distortion)
+from intriguing.attacks import (
+    SearchSettings,
+    classified_as,
+    exact_linear_attack,
+    min_distortion_attack,
+    random_targets,
+    rms_distortion,
+)
 from intriguing.lbfgs_box import box_lbfgs
 
 

@@ -1,8 +1,8 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
-
-from dataclasses import replace
 
 from intriguing import artifacts, train
 from intriguing.models import SigmoidMLP, get_spec

@@ -14,8 +14,9 @@ an exact optimum) calls :func:`cached` with the same key builder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 import torch

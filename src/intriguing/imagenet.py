@@ -147,7 +147,8 @@ def alexnet() -> nn.Module:
             (this never downloads).
     """
     try:
-        from torchvision.models import AlexNet_Weights, alexnet as tv_alexnet
+        from torchvision.models import AlexNet_Weights
+        from torchvision.models import alexnet as tv_alexnet
     except Exception as error:  # noqa: BLE001 - torchvision may be absent or broken on this machine
         raise RuntimeError(f"torchvision is not usable here: {error}") from error
     weights = AlexNet_Weights.IMAGENET1K_V1
@@ -160,6 +161,9 @@ def alexnet() -> nn.Module:
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
     class _Normalised(nn.Module):
+        mean: Tensor
+        std: Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.net = net
@@ -198,7 +202,7 @@ def _load_rgb(path: Path, size: int) -> Tensor:
             image = image.convert("RGB")
             scale = size / min(image.size)  # shorter side to size, then a centred square crop
             w, h = round(image.width * scale), round(image.height * scale)
-            image = image.resize((w, h), Image.BILINEAR)
+            image = image.resize((w, h), Image.Resampling.BILINEAR)
             left, top = (w - size) // 2, (h - size) // 2
             array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
     except OSError as error:

@@ -12,7 +12,7 @@ projected back onto the box before the Armijo test.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

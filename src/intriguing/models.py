@@ -89,7 +89,7 @@ class MNISTNetwork(nn.Module):
     def logits(self, images: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def weight_layers(self) -> list[nn.Module]:
+    def weight_layers(self) -> list[nn.Linear | nn.Conv2d]:
         """The layers whose weights are decayed, input side first."""
         return [m for m in self.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
@@ -133,7 +133,7 @@ class AutoencoderClassifier(MNISTNetwork):
     def logits(self, images: Tensor) -> Tensor:
         return self.head(self.codes(images))
 
-    def weight_layers(self) -> list[nn.Module]:
+    def weight_layers(self) -> list[nn.Linear | nn.Conv2d]:
         return [self.head]
 
 

@@ -10,14 +10,14 @@ and where the book shows the measurement; :func:`compare_with_paper` reads them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["DEVIATIONS", "FIGURES", "TABLES", "Deviation", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4",
-           "TABLE5", "Tolerance", "compare_with_paper", "expected_deviations"]
+           "TABLE5", "Tolerance", "compare_with_paper", "deviation_table", "expected_deviations"]
 
 _MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
 
@@ -175,6 +175,13 @@ def expected_deviations(table: str, profile: str) -> dict[tuple[str, str], Devia
     if table not in TABLES:
         raise KeyError(f"unknown table {table!r}; choose one of {sorted(TABLES)}")
     return {(d.row, d.column): d for d in DEVIATIONS if d.table == table and d.profile == profile}
+
+
+def deviation_table(table: str, profile: str) -> pd.DataFrame:
+    """The recorded deviations of ``table`` in ``profile``: one row per cell with why and where it is measured."""
+    rows = [{"row": row, "column": col, "why": d.why, "measured in": d.measured_in}
+            for (row, col), d in expected_deviations(table, profile).items()]
+    return pd.DataFrame(rows, columns=["row", "column", "why", "measured in"]).set_index(["row", "column"])
 
 
 class PaperMismatch(AssertionError):

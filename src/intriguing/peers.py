@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,8 +20,15 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attacks import (AttackResult, SearchSettings, check_targets, classified_as, min_distortion_attack, next_c,
-                      rms_distortion)
+from .attacks import (
+    AttackResult,
+    SearchSettings,
+    check_targets,
+    classified_as,
+    min_distortion_attack,
+    next_c,
+    rms_distortion,
+)
 
 __all__ = ["FOOLBOX_ATTACKS", "OURS", "SCIPY", "compare_attacks", "foolbox_attack", "scipy_lbfgs_attack"]
 

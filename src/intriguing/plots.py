@@ -6,7 +6,8 @@ in the executed notebook, and Jupyter Book pastes them into the text when it ren
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -98,7 +99,7 @@ def pairs_grid(originals: Tensor, distorted: Tensor, ncols: int = 10, size: floa
     return image_grid(torch.stack([originals, distorted], 1).flatten(0, 1), ncols=ncols, size=size)
 
 
-def loss_curves(logs: dict[str, "FitLog"], step: int) -> Figure:
+def loss_curves(logs: dict[str, FitLog], step: int) -> Figure:
     """Plot L-BFGS objectives, one line per name, on a log scale.
 
     Args:

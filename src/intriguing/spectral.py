@@ -16,8 +16,8 @@ stride) to check the formula; see its tests for how far the two boundary conditi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -88,6 +88,8 @@ def conv_frame_bounds(weight: Tensor, input_size: int, stride: int = 1, groups: 
 def fold_batchnorm(weight: Tensor, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> Tensor:
     """The weight of a layer followed by ``bn`` in eval mode: each output channel scaled by
     γ/√(var + ε). (The shift does not change the bounds.) (C_out, ...) -> (C_out, ...)."""
+    if bn.running_var is None:
+        raise ValueError("batch norm without running statistics cannot be folded")
     scale = bn.weight.detach() / (bn.running_var + bn.eps).sqrt()
     return weight.detach() * scale.view(-1, *[1] * (weight.ndim - 1))
 
@@ -134,7 +136,7 @@ def power_iteration(operator: Callable[[Tensor], Tensor], input_shape: tuple[int
     return norm
 
 
-def _size(module: nn.Module) -> str:
+def _size(module: nn.Linear | nn.Conv2d) -> str:
     if isinstance(module, nn.Linear):
         return f"{module.in_features}×{module.out_features}"
     c_out, c_in_group, kh, kw = module.weight.shape
@@ -172,16 +174,17 @@ def frame_bound_table(model: nn.Module, input_shape: tuple[int, ...]) -> pd.Data
             hook.remove()
     rows = {}
     for i, (name, module, inp) in enumerate(calls):
-        if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        if not isinstance(module, (nn.Linear, nn.Conv2d)):
             continue
         following = calls[i + 1][1] if i + 1 < len(calls) else None
-        fold = (isinstance(following, (nn.BatchNorm2d, nn.BatchNorm1d))
-                and following.num_features == module.weight.shape[0])
-        weight = fold_batchnorm(module.weight, following) if fold else module.weight.detach()
+        bn = (following if isinstance(following, (nn.BatchNorm2d, nn.BatchNorm1d))
+              and following.num_features == module.weight.shape[0] else None)
+        fold = bn is not None
+        weight = fold_batchnorm(module.weight, bn) if bn is not None else module.weight.detach()
         if isinstance(module, nn.Linear):
             bounds, stride, side = linear_frame_bounds(weight.cpu()), None, None
         else:
-            stride, side = module.stride[0], inp.shape[-1]
+            stride, side = module.stride[0], int(inp.shape[-1])
             bounds = conv_frame_bounds(weight.cpu(), side, stride, module.groups)
         rows[name] = {"Size": _size(module), "Stride": stride, "Input": side, "BN folded": fold,
                       "Lower bound": bounds.lower, "Upper bound": bounds.upper}

@@ -14,9 +14,9 @@ where :func:`fit` is told to, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -9,8 +9,8 @@ paper's claims on such a matrix; they are told which row is what, never parse ro
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -60,7 +60,7 @@ class DistortedSet:
     in_box: bool = True
 
     @classmethod
-    def from_images(cls, distorted: Tensor, originals: Tensor, labels: Tensor) -> "DistortedSet":
+    def from_images(cls, distorted: Tensor, originals: Tensor, labels: Tensor) -> DistortedSet:
         """The set of ``distorted`` (N, 1, 28, 28), measured against ``originals`` of the same shape."""
         if distorted.shape != originals.shape:
             raise ValueError(f"distorted and original images differ in shape: "

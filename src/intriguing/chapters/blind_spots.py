@@ -7,6 +7,7 @@ from dataclasses import asdict, replace
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from .. import paper, plots
 from ..artifacts import adversarial_set, attacked_images, cached, min_over_targets, trained_network
@@ -121,6 +122,7 @@ def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
         images, paper_objective = adversarial_set(name, "train", profile)
         _, sharpened = adversarial_set(name, "train", profile, settings=sharp)
         linear = trained_network(name, profile).model.weight_layers()[0]
+        assert isinstance(linear, nn.Linear) and linear.bias is not None
         exact = AttackResult(**cached(
             "attacks-exact", name, profile,
             lambda: asdict(exact_linear_attack(linear.weight, linear.bias, images.images, images.targets,

@@ -6,12 +6,13 @@ import pandas as pd
 
 from .. import paper
 from ..artifacts import adversarial_sets, attacked_images, trained_models
+from ..models import NETWORKS as REGISTRY
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..transfer import DISTORTION, DistortedSet, error_matrix, noise_margins, noise_set
 
-__all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "difference", "margins",
-           "set_size", "table2"]
+__all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "cross_family_margins",
+           "difference", "margin_summary", "margins", "set_size", "table2"]
 
 NETWORKS = list(paper.TABLE1.index)
 NOISE = (0.1, 0.3)
@@ -62,3 +63,18 @@ def margins(table: pd.DataFrame) -> pd.DataFrame:
 def check_margins(found: pd.DataFrame) -> None:
     """Every adversarial set beats its noise control on every other network."""
     assert (found["margin"] > 0).all(), found[found["margin"] <= 0]
+
+
+def margin_summary(found: pd.DataFrame) -> pd.DataFrame:
+    """Per network: the mean margin of the set made for it over the other networks, and the mean margin
+    of the other networks' sets when fed to it (percentage points)."""
+    return pd.DataFrame({"its set, fed to the others": found["margin"].groupby(level="set").mean(),
+                         "the others' sets, fed to it": found["margin"].groupby(level="network").mean()}
+                        ).reindex(NETWORKS).rename_axis("network")
+
+
+def cross_family_margins(found: pd.DataFrame) -> pd.DataFrame:
+    """The margins between networks of different families (linear softmax, sigmoid, autoencoder)."""
+    family = {name: REGISTRY[name].family for name in NETWORKS}
+    keep = [family[s] != family[n] for s, n in found.index]
+    return found[keep]

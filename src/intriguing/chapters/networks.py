@@ -15,7 +15,7 @@ from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..train import CHECKPOINT_EVERY, DECAY_MODES, DEFAULT_DECAY
 
-__all__ = ["DEFAULT_DECAY", "SOFTMAX", "check_conv_beats_fully_connected", "check_decay_default",
+__all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "check_conv_beats_fully_connected", "check_decay_default",
            "compare_table1", "compare_table3", "conv_test_error", "data_counts", "decay_mode_table", "digits_figure",
            "loss_curves", "registry", "table1_errors", "table3_errors", "training_summary"]
 
@@ -106,10 +106,16 @@ def check_conv_beats_fully_connected(conv_error: float, table1: pd.DataFrame, pr
 
 
 def training_summary(profile: Profile | str | None = None) -> pd.DataFrame:
-    """One row per network and training stage: iterations, whether L-BFGS converged, seconds, final loss."""
-    rows = [{"network": name, "stage": stage, "iterations": log.iterations, "converged": log.converged,
-             "seconds": round(log.seconds, 1), "final loss": log.losses[-1]}
-            for name in NETWORKS for stage, log in trained_network(name, profile).stages.items()]
+    """One row per network and training stage: iterations, whether L-BFGS converged, seconds, final
+    loss, and (L-BFGS) the relative fall of the objective over the last recorded interval, in %."""
+    rows = []
+    for name in NETWORKS:
+        for stage, log in trained_network(name, profile).stages.items():
+            last_fall = (100 * (log.losses[-2] - log.losses[-1]) / abs(log.losses[-2])
+                         if stage != "adam" and len(log.losses) > 1 else float("nan"))
+            rows.append({"network": name, "stage": stage, "iterations": log.iterations, "converged": log.converged,
+                         "seconds": round(log.seconds, 1), "final loss": log.losses[-1],
+                         "last interval's fall (%)": last_fall})
     return pd.DataFrame(rows).set_index(["network", "stage"])
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from .. import paper, plots, spectral
 from ..artifacts import cached, trained_network
@@ -29,8 +30,9 @@ def formula_vs_operator() -> pd.DataFrame:
     power iteration on the real ``conv2d``, circular- and zero-padded, on a 32×32 input."""
     net = efficientnet_lite0()
     rows = []
-    for name, conv, bn in [("_conv_stem", net._conv_stem, net._bn0),
-                           ("_blocks.1._depthwise_conv", net._blocks[1]._depthwise_conv, net._blocks[1]._bn1)]:
+    for name, bn_name in [("_conv_stem", "_bn0"), ("_blocks.1._depthwise_conv", "_blocks.1._bn1")]:
+        conv, bn = net.get_submodule(name), net.get_submodule(bn_name)
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
         w = spectral.fold_batchnorm(conv.weight, bn).double()
         stride, groups = conv.stride[0], conv.groups
         shape = (1, w.shape[1] * groups, CHECK_SIDE, CHECK_SIDE)
