@@ -22,7 +22,8 @@ def cells(path, kind="code"):
 
 
 def code_without_magics(cell) -> str:
-    return "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith("%"))
+    lines = "".join(cell["source"]).splitlines()
+    return "\n".join(line.split("%")[0] + "pass" if line.lstrip().startswith("%") else line for line in lines)
 
 
 def test_there_are_chapters():

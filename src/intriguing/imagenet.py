@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .data import file_sha256
 
-__all__ = ["EFFICIENTNET_LITE0_SHA256", "EfficientNetLite0", "ImageSet", "alexnet", "efficientnet_lite0",
+__all__ = ["EFFICIENTNET_LITE0_SHA256", "IMAGENET_DIR_VAR", "EfficientNetLite0", "ImageSet", "alexnet", "efficientnet_lite0",
            "image_folder", "imagenet_samples"]
 
 EFFICIENTNET_LITE0_FILE = "efficientnet-lite0-57934424.pth"

@@ -16,7 +16,7 @@ from ..models import build_model
 from ..profiles import Profile, get_profile
 
 __all__ = ["ALPHA", "FIGURE_NETWORK", "NETWORKS", "TOP_K", "check_control", "check_verdicts", "coherence_table",
-           "figure_rows", "imagenet_rows", "imagenet_source", "verdicts"]
+           "figure_rows", "imagenet_rows", "imagenet_source", "verdict_text", "verdicts"]
 
 NETWORKS = ["Conv", "N100-100-10", "AE400-10"]
 FIGURE_NETWORK = "Conv"
@@ -87,6 +87,13 @@ def verdicts(table: pd.DataFrame, score: str = "label purity") -> pd.DataFrame:
         rows[name] = {"mean, units": row["mean, units"], "mean, random": row["mean, random"],
                       "p-value": row["p-value"], "more coherent": winner}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
+
+
+def verdict_text(found: pd.DataFrame, network: str) -> str:
+    """One network's verdict as a phrase: which kind is more label-pure, the two means and the p-value."""
+    row = found.loc[network]
+    return (f"{network}, {row['more coherent']} more label-pure ({row['mean, units']:.2f} vs "
+            f"{row['mean, random']:.2f}, p = {row['p-value']:.1e})")
 
 
 def check_verdicts(found: pd.DataFrame, profile: Profile) -> None:
