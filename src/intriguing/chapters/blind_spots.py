@@ -85,7 +85,7 @@ def noise_accuracy(profile: Profile | str | None = None) -> pd.DataFrame:
     rows = {}
     for name in FIGURE7_NETWORKS:
         model = trained_network(name, profile).model
-        rows[name] = {"unclipped (the paper's reading)":
+        rows[name] = {"unclipped":
                       100 * (predict(model, noisy, in_box=False) == images.labels).double().mean().item(),
                       "clipped to [0, 1]": 100 * (predict(model, noisy.clamp(0, 1)) == images.labels).double().mean().item()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
