@@ -70,6 +70,12 @@ class SearchSettings:
         if not self.margin >= 0:
             raise ValueError(f"margin must be non-negative, got {self.margin}")
 
+    def describe(self) -> str:
+        """One short line: the c steps, iterations and stopping settings."""
+        scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
+        return (f"{self.c_steps} c steps from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each, "
+                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}")
+
     def key(self) -> dict[str, float]:
         """The settings as a cache key: every field (the paper's objective omits its logit scale of 1)."""
         fields = asdict(self)

@@ -70,10 +70,12 @@ class Profile:
     expected_minutes: float = 0.0
 
     def describe(self) -> str:
+        """A few short lines: the sizes, the expected time and the device."""
         subset = "all 60,000" if self.train_subset is None else f"{self.train_subset:,}"
-        return (f"profile {self.name!r}: {subset} training images, L-BFGS caps {self.lbfgs_iterations}, "
-                f"{self.conv_epochs} Conv epoch(s); about {self.expected_minutes:.0f} min on 2 CPU cores "
-                f"with an empty cache, on {device()}")
+        caps = ", ".join(f"{stage} {cap}" for stage, cap in self.lbfgs_iterations.items())
+        return (f"profile {self.name!r}: {subset} training images, {self.conv_epochs} Conv epoch(s)\n"
+                f"L-BFGS caps: {caps}\n"
+                f"about {self.expected_minutes:.0f} min on 2 CPU cores with an empty cache; running on {device()}")
 
 
 PROFILES: dict[str, Profile] = {
