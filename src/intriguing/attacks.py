@@ -71,9 +71,9 @@ class SearchSettings:
             raise ValueError(f"margin must be non-negative, got {self.margin}")
 
     def describe(self) -> str:
-        """One short line: the c steps, iterations and stopping settings."""
+        """Two short lines: the c steps and iterations, then the stopping settings."""
         scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
-        return (f"{self.c_steps} c steps from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each, "
+        return (f"{self.c_steps} c steps from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
                 f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}")
 
     def key(self) -> dict[str, float]:
