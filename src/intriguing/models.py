@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from .data import IMAGE_SHAPE, N_CLASSES
 
-__all__ = ["NETWORKS", "AutoencoderClassifier", "ConvNet", "MNISTNetwork", "NetworkSpec", "SigmoidMLP", "build_model",
-           "get_spec"]
+__all__ = ["NETWORKS", "SOFTMAX_NETWORKS", "AutoencoderClassifier", "ConvNet", "MNISTNetwork", "NetworkSpec",
+           "SigmoidMLP", "build_model", "get_spec"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ NETWORKS: dict[str, NetworkSpec] = {
                     (1e-5, 1e-5, 1e-5)),
     ]
 }
+
+
+SOFTMAX_NETWORKS = tuple(name for name, spec in NETWORKS.items() if spec.family == "softmax")
+"""The linear softmax models (Table 1's first three rows)."""
 
 
 def get_spec(name: str) -> NetworkSpec:

@@ -14,6 +14,7 @@ from ..artifacts import adversarial_set, attacked_images, cached, min_over_targe
 from ..attacks import AttackResult, exact_linear_attack
 from ..evaluate import predict
 from ..hardware import device
+from ..models import SOFTMAX_NETWORKS
 from ..paper import Tolerance
 from ..peers import SCIPY, compare_attacks
 from ..profiles import Profile, get_profile
@@ -24,7 +25,6 @@ __all__ = ["FIGURE7_NETWORKS", "PEER_NETWORK", "SHARPENED_LOGIT_SCALE", "check_e
            "noise_figure", "peer_table", "table1_distortion"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
-SOFTMAX = ["softmax1", "softmax2", "softmax3"]
 FIGURE7_NETWORKS = ["softmax1", "N200-200-10"]
 PEER_NETWORK = "N100-100-10"
 SHARPENED_LOGIT_SCALE = 10.0
@@ -118,7 +118,7 @@ def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
     profile = get_profile(profile)
     sharp = replace(profile.search, logit_scale=SHARPENED_LOGIT_SCALE)
     rows = {}
-    for name in SOFTMAX:
+    for name in SOFTMAX_NETWORKS:
         images, paper_objective = adversarial_set(name, "train", profile)
         _, sharpened = adversarial_set(name, "train", profile, settings=sharp)
         linear = trained_network(name, profile).model.weight_layers()[0]

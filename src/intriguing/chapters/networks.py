@@ -10,7 +10,7 @@ from .. import paper, plots
 from ..artifacts import table3_errors, trained_network, training_split
 from ..data import N_CLASSES, load_mnist
 from ..evaluate import error_table
-from ..models import NETWORKS
+from ..models import NETWORKS, SOFTMAX_NETWORKS
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..train import CHECKPOINT_EVERY, DECAY_MODES, DEFAULT_DECAY
@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "check_conv_beats_full
            "loss_curves", "registry", "table1_errors", "table3_errors", "training_summary"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
-SOFTMAX = [name for name in TABLE1_NETWORKS if NETWORKS[name].family == "softmax"]
+SOFTMAX = list(SOFTMAX_NETWORKS)
 FULLY_CONNECTED = [name for name in TABLE1_NETWORKS if NETWORKS[name].family == "mlp"]
 
 
