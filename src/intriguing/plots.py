@@ -35,8 +35,8 @@ def glue(name: str, value: Any) -> None:
     """Store ``value`` under ``name`` for the prose (``{glue:text}`name`` or ``{glue:text}`name:.2f``).
 
     Numbers are stored as they are, so the markdown chooses their format; strings are stored as
-    :class:`Text`, so they appear without quotes. Nothing is shown in the notebook's output. Outside
-    Jupyter Book's toolchain (no ``myst_nb``) the value is only kept in the notebook's variables.
+    :class:`Text`, so they appear without quotes. Nothing is shown in the notebook's output. Without
+    ``myst_nb`` (on Colab, say) nothing is stored: the prose is rendered only by Jupyter Book.
 
     Args:
         name: a key unique within the notebook (letters, digits, ``_``).
