@@ -79,10 +79,11 @@ def compare_table4(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
 def deviations(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """The recorded deviations of Table 4 in this profile, with our value, the paper's and what we know."""
-    rows = [{"set": row, "network": col, "ours": table.loc[row, col], "paper": paper.TABLE4.loc[row, col],
-             "why": d.why, "measured in": d.measured_in}
-            for (row, col), d in paper.expected_deviations("Table 4", profile.name).items()]
-    return pd.DataFrame(rows, columns=["set", "network", "ours", "paper", "why", "measured in"])
+    recorded = paper.deviation_table("Table 4", profile.name)
+    cells = list(recorded.index)
+    recorded.insert(0, "paper", [paper.TABLE4.loc[cell] for cell in cells])
+    recorded.insert(0, "ours", [table.loc[cell] for cell in cells])
+    return recorded
 
 
 def mutual_transfer(table: pd.DataFrame) -> pd.DataFrame:
