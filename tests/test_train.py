@@ -45,12 +45,18 @@ def test_lbfgs_solves_a_quadratic_and_reports_convergence():
     assert log.losses[-1] < 1e-9
 
 
-def _regression(seed: int = 0):
+def test_window_fall_measures_the_relative_fall_over_the_window():
+    losses = [10.0, 8.0, 6.0, 5.0, 4.0, 3.9]  # every 25 iterations; the window is 100 iterations
+    assert train.window_fall(losses) == pytest.approx((8.0 - 3.9) / 8.0)
+    assert train.window_fall(losses[:4]) == float("inf")  # fewer than 100 iterations recorded
+
+
+def _regression(seed: int = 0, n: int = 256, hidden: int = 16, noise: float = 0.0):
     gen = torch.Generator().manual_seed(seed)
-    x, w = torch.randn(256, 20, generator=gen), torch.randn(20, 1, generator=gen)
-    y = torch.tanh(x @ w)
+    x, w = torch.randn(n, 20, generator=gen), torch.randn(20, 1, generator=gen)
+    y = torch.tanh(x @ w) + noise * torch.randn(n, 1, generator=gen)
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(20, 16), nn.Tanh(), nn.Linear(16, 1))
+    model = nn.Sequential(nn.Linear(20, hidden), nn.Tanh(), nn.Linear(hidden, 1))
     return model, (lambda: (model(x) - y).pow(2).mean())
 
 
@@ -77,6 +83,22 @@ def test_interrupted_lbfgs_resumes_to_the_same_weights(tmp_path):
     assert log.iterations == 60
     for p, q in zip(reference.parameters(), model2.parameters()):
         assert torch.equal(p, q)
+
+
+def test_the_window_test_stops_a_run_that_is_the_prefix_of_a_run_to_the_cap():
+    slow = {"n": 1024, "hidden": 8, "noise": 0.5}  # a noise floor that the objective approaches slowly
+    model, objective = _regression(**slow)
+    log = train.minimize_lbfgs(model, list(model.parameters()), objective, max_iter=400, converge_below=0.02)
+    assert log.stop == "window" and log.converged and log.iterations < 400
+    assert train.window_fall(log.losses) < 0.02 <= train.window_fall(log.losses[:-1])
+    capped, objective = _regression(**slow)
+    cap_log = train.minimize_lbfgs(capped, list(capped.parameters()), objective, max_iter=log.iterations)
+    assert cap_log.stop == "cap" and not cap_log.converged
+    assert cap_log.losses == log.losses
+    for p, q in zip(model.parameters(), capped.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="converge_below must be positive"):
+        train.minimize_lbfgs(model, list(model.parameters()), objective, max_iter=5, converge_below=0)
 
 
 def test_training_is_deterministic(tmp_path, monkeypatch, tiny):
@@ -106,6 +128,9 @@ def test_cache_key_separates_configurations(tiny):
     # Knobs of other families do not touch a softmax network's key.
     other = replace(tiny, conv_epochs=9)
     assert artifacts.training_config(spec, other, "half") == artifacts.training_config(spec, tiny, "half")
+    # The window test is part of the key: a network trained to the cap is another network.
+    assert (artifacts.training_config(spec, tiny, "half", to_cap=True)
+            != artifacts.training_config(spec, replace(tiny, converge_below=0.05), "half"))
     # The seed is part of the key.
     assert (artifacts.training_config(replace(spec, seed=5), tiny, "half")
             != artifacts.training_config(spec, tiny, "half"))

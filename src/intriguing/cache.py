@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["atomic_save", "cache_dir", "cache_path", "cached", "load"]
+__all__ = ["atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached", "load"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,17 @@ def atomic_save(obj: Any, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -28,7 +28,12 @@ class Profile:
         train_subset: training images used, taken as a seeded random subset (None: all 60,000;
             P1 and P2 are cut to half of it each).
         lbfgs_iterations: the L-BFGS iteration cap per training stage
-            (``"softmax"``, ``"mlp"``, ``"autoencoder"``, ``"ae_softmax"``).
+            (``"softmax"``, ``"mlp"``, ``"autoencoder"``, ``"ae_softmax"``), a safety limit.
+        converge_below: the paper's "until convergence": an L-BFGS stage stops once its objective
+            fell by less than this fraction over the last 100 iterations
+            (:func:`intriguing.train.minimize_lbfgs`); None: every stage runs to its cap.
+        cap_comparison: networks that the networks chapter also trains to the cap, to measure
+            what the window test changes.
         conv_epochs: Adam epochs for the Conv network (dropout makes full-batch L-BFGS ill-posed).
         attack_examples: images attacked per network and split (None: the whole split, as the
             paper did).
@@ -55,6 +60,8 @@ class Profile:
     name: str
     train_subset: int | None
     lbfgs_iterations: dict[str, int] = field(default_factory=dict)
+    converge_below: float | None = None
+    cap_comparison: tuple[str, ...] = ()
     conv_epochs: int = 1
     attack_examples: int | None = None
     min_target_examples: int = 1000
@@ -73,8 +80,10 @@ class Profile:
         """A few short lines: the sizes, the expected time and the device."""
         subset = "all 60,000" if self.train_subset is None else f"{self.train_subset:,}"
         caps = ", ".join(f"{stage} {cap}" for stage, cap in self.lbfgs_iterations.items())
+        until = ("to the cap" if self.converge_below is None
+                 else f"until the objective falls < {self.converge_below:.0%} per 100 iterations")
         return (f"profile {self.name!r}: {subset} training images, {self.conv_epochs} Conv epoch(s)\n"
-                f"L-BFGS caps: {caps}\n"
+                f"L-BFGS {until}\nL-BFGS caps: {caps}\n"
                 f"about {self.expected_minutes:.0f} min on 2 CPU cores with an empty cache; running on {device()}")
 
 
@@ -83,6 +92,8 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         train_subset=10_000,
         lbfgs_iterations={"softmax": 100, "mlp": 150, "autoencoder": 60, "ae_softmax": 100},
+        converge_below=0.05,
+        cap_comparison=("softmax1", "N100-100-10"),
         conv_epochs=2,
         attack_examples=500,
         min_target_examples=100,
@@ -99,6 +110,8 @@ PROFILES: dict[str, Profile] = {
         name="full",
         train_subset=None,
         lbfgs_iterations={"softmax": 1000, "mlp": 1200, "autoencoder": 400, "ae_softmax": 1000},
+        converge_below=0.05,
+        cap_comparison=("softmax1", "N100-100-10"),
         conv_epochs=6,
         attack_examples=None,
         min_target_examples=1000,

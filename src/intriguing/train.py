@@ -9,6 +9,11 @@ on λ most; :data:`DEFAULT_DECAY` is the one that reproduces Table 1 best.
 :func:`fit` trains a network on the images it is given; caching trained networks by their
 configuration is :mod:`intriguing.artifacts`' job. Long L-BFGS runs write atomic checkpoints
 where :func:`fit` is told to, so a killed run resumes where it stopped.
+
+"Until convergence" is read as a window test: an L-BFGS stage stops once its objective fell by
+less than a given fraction over the last :data:`CONVERGENCE_WINDOW` iterations, with the
+profile's iteration cap kept as a safety limit. The networks chapter measures what training on
+to the cap would have changed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .models import AutoencoderClassifier, MNISTNetwork, NetworkSpec
 
 __all__ = [
     "CHECKPOINT_EVERY",
+    "CONVERGENCE_WINDOW",
     "DECAY_MODES",
     "DEFAULT_DECAY",
     "FitLog",
@@ -39,11 +45,14 @@ __all__ = [
     "fit",
     "minimize_lbfgs",
     "weight_decay",
+    "window_fall",
 ]
 
 DECAY_MODES = ("half", "sum", "per_unit")
 DEFAULT_DECAY = "half"
 CHECKPOINT_EVERY = 25  # L-BFGS iterations between checkpoints (and progress updates)
+CONVERGENCE_WINDOW = 100  # L-BFGS iterations over which the window test measures the objective's fall
+
 
 
 @dataclass(frozen=True)
@@ -68,16 +77,23 @@ class FitLog:
 
     Attributes:
         iterations: optimiser iterations (L-BFGS) or epochs (Adam) run.
-        converged: True when L-BFGS stopped on its own tolerance before the cap.
-        losses: the objective at the start of each checkpoint interval and at the end (L-BFGS),
-            or the mean minibatch objective of each epoch (Adam).
+        stop: why it stopped: ``"cap"`` (the iteration cap), ``"lbfgs tolerance"`` (torch's
+            L-BFGS found no more progress), ``"window"`` (the window test of
+            :func:`minimize_lbfgs`) or ``"epochs"`` (Adam ran its epochs).
+        losses: the objective after every :data:`CHECKPOINT_EVERY` iterations, from iteration 0
+            to the last (L-BFGS), or the mean minibatch objective of each epoch (Adam).
         seconds: wall time, summed over resumed runs.
     """
 
     iterations: int
-    converged: bool
+    stop: str
     losses: list[float]
     seconds: float
+
+    @property
+    def converged(self) -> bool:
+        """Whether an L-BFGS stage stopped before its cap."""
+        return self.stop in ("lbfgs tolerance", "window")
 
 
 @dataclass
@@ -118,28 +134,43 @@ def weight_decay(model: MNISTNetwork, lambdas: Sequence[float], mode: str = DEFA
     return total
 
 
+def window_fall(losses: Sequence[float], window: int = CONVERGENCE_WINDOW, every: int = CHECKPOINT_EVERY) -> float:
+    """The objective's relative fall over the last ``window`` iterations, from losses recorded
+    every ``every`` iterations (inf while fewer than ``window`` iterations are recorded)."""
+    back = window // every
+    if len(losses) <= back:
+        return float("inf")
+    then, now = losses[-1 - back], losses[-1]
+    return (then - now) / max(abs(then), 1e-30)
+
+
 def minimize_lbfgs(
     module: nn.Module,
     params: list[nn.Parameter],
     objective: Callable[[], Tensor],
     max_iter: int,
     *,
+    converge_below: float | None = None,
     desc: str = "L-BFGS",
     checkpoint: Path | None = None,
     history_size: int = 100,
 ) -> FitLog:
     """Full-batch L-BFGS with a strong-Wolfe line search, until convergence or ``max_iter``.
 
-    Runs in intervals of :data:`CHECKPOINT_EVERY` iterations; after each it updates a progress
-    bar and, if ``checkpoint`` is given, atomically saves the module and optimiser state there.
-    A run that finds that checkpoint resumes from it and ends with the same weights as an
-    uninterrupted run. The checkpoint is removed when the run ends.
+    Runs in intervals of :data:`CHECKPOINT_EVERY` iterations; after each it records the objective,
+    updates a progress bar and, if ``checkpoint`` is given, atomically saves the module and
+    optimiser state there. A run that finds that checkpoint resumes from it and ends with the same
+    weights as an uninterrupted run. The checkpoint is removed when the run ends. The window test
+    is checked only between intervals, so a run stopped by it is the prefix of a run to the cap.
 
     Args:
         module: owns ``params``; its ``state_dict`` is what the checkpoint stores.
         params: the parameters to optimise.
         objective: returns the scalar loss at the current parameters.
         max_iter: iteration cap.
+        converge_below: stop once the objective fell by less than this fraction over the last
+            :data:`CONVERGENCE_WINDOW` iterations (see :func:`window_fall`); None: run to the cap
+            or torch's own tolerance.
         desc: progress-bar label.
         checkpoint: where to keep the resumable state, or None.
         history_size: L-BFGS memory.
@@ -147,14 +178,16 @@ def minimize_lbfgs(
     Returns:
         A :class:`FitLog`.
     """
+    if converge_below is not None and not converge_below > 0:
+        raise ValueError(f"converge_below must be positive, got {converge_below}")
     opt = torch.optim.LBFGS(params, lr=1, max_iter=CHECKPOINT_EVERY, max_eval=CHECKPOINT_EVERY * 10,
                             history_size=history_size, line_search_fn="strong_wolfe")
-    done, converged, losses, seconds = 0, False, [], 0.0
+    done, stop, losses, seconds = 0, "", [], 0.0
     if checkpoint is not None and checkpoint.exists():
         state = cache.load(checkpoint)
         module.load_state_dict(state["module"])
         opt.load_state_dict(state["optimizer"])
-        done, converged, losses, seconds = state["done"], state["converged"], state["losses"], state["seconds"]
+        done, stop, losses, seconds = state["done"], state["stop"], state["losses"], state["seconds"]
 
     def closure() -> Tensor:
         opt.zero_grad()
@@ -163,26 +196,36 @@ def minimize_lbfgs(
         return loss
 
     with tqdm(total=max_iter, initial=done, desc=desc, unit="it", leave=False) as bar:
-        while done < max_iter and not converged:
+        while not stop:
             start = time.perf_counter()
+            if not losses:
+                with torch.no_grad():
+                    losses.append(float(objective()))
+            if done >= max_iter:
+                stop = "cap"
+                continue
             before = opt.state[params[0]].get("n_iter", 0)
             opt.param_groups[0]["max_iter"] = min(CHECKPOINT_EVERY, max_iter - done)
-            losses.append(opt.step(closure).detach().item())  # the loss where this interval starts
+            opt.step(closure)
             ran = opt.state[params[0]]["n_iter"] - before
-            converged = ran < opt.param_groups[0]["max_iter"]
             done += ran
+            with torch.no_grad():
+                losses.append(float(objective()))
+            if ran < opt.param_groups[0]["max_iter"]:
+                stop = "lbfgs tolerance"
+            elif converge_below is not None and window_fall(losses) < converge_below:
+                stop = "window"
+            elif done >= max_iter:
+                stop = "cap"
             seconds += time.perf_counter() - start
             bar.update(ran)
             bar.set_postfix(loss=f"{losses[-1]:.5g}")
             if checkpoint is not None:
                 cache.atomic_save({"module": module.state_dict(), "optimizer": opt.state_dict(),
-                                   "done": done, "converged": converged, "losses": losses,
-                                   "seconds": seconds}, checkpoint)
-    with torch.no_grad():
-        losses.append(float(objective()))
+                                   "done": done, "stop": stop, "losses": losses, "seconds": seconds}, checkpoint)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    return FitLog(done, converged, losses, seconds)
+    return FitLog(done, stop, losses, seconds)
 
 
 def _classifier_objective(model: MNISTNetwork, inputs: Tensor, labels: Tensor,
@@ -228,11 +271,11 @@ def _train_conv(model: MNISTNetwork, spec: NetworkSpec, data: Split, epochs: int
             total += loss.item() * len(batch)
         losses.append(total / len(data))
     model.eval()
-    return FitLog(epochs, False, losses, time.perf_counter() - start)
+    return FitLog(epochs, "epochs", losses, time.perf_counter() - start)
 
 
 def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations: Mapping[str, int],
-        conv_epochs: int, decay_mode: str = DEFAULT_DECAY,
+        conv_epochs: int, converge_below: float | None = None, decay_mode: str = DEFAULT_DECAY,
         checkpoint: Callable[[str], Path] | None = None) -> dict[str, FitLog]:
     """Train ``model`` (built from ``spec``) on ``data`` the way its family is trained, seeded by ``spec.seed``.
 
@@ -243,6 +286,7 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
         lbfgs_iterations: the L-BFGS cap per stage: ``"softmax"``, ``"mlp"``, ``"autoencoder"``,
             ``"ae_softmax"``.
         conv_epochs: Adam epochs for the ``conv`` family.
+        converge_below: every L-BFGS stage's window test (see :func:`minimize_lbfgs`); None: to the cap.
         decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`weight_decay`).
         checkpoint: stage name -> where to keep that stage's resumable L-BFGS state.
 
@@ -267,19 +311,21 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
         elif spec.family in ("softmax", "mlp"):
             objective = _classifier_objective(model, data.images, data.labels, None, spec.weight_decay, decay_mode)
             stages = {"lbfgs": minimize_lbfgs(model, list(model.parameters()), objective,
-                                              lbfgs_iterations[spec.family], desc=spec.name,
+                                              lbfgs_iterations[spec.family], converge_below=converge_below, desc=spec.name,
                                               checkpoint=where("lbfgs"))}
         else:
             assert isinstance(model, AutoencoderClassifier)
             ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
             ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
-                                    lbfgs_iterations["autoencoder"], desc=f"{spec.name} autoencoder",
+                                    lbfgs_iterations["autoencoder"], converge_below=converge_below,
+                                    desc=f"{spec.name} autoencoder",
                                     checkpoint=where("autoencoder"))
             with torch.no_grad():
                 codes = model.codes(data.images)
             objective = _classifier_objective(model, codes, data.labels, model.head, spec.weight_decay, decay_mode)
             head_log = minimize_lbfgs(model, list(model.head.parameters()), objective,
-                                      lbfgs_iterations["ae_softmax"], desc=f"{spec.name} softmax",
+                                      lbfgs_iterations["ae_softmax"], converge_below=converge_below,
+                                      desc=f"{spec.name} softmax",
                                       checkpoint=where("softmax"))
             stages = {"autoencoder": ae_log, "softmax": head_log}
     model.cpu().eval()

@@ -7,16 +7,17 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import paper, plots
-from ..artifacts import table3_errors, trained_network, training_split
+from ..artifacts import attacked_images, table3_errors, trained_network, training_split
+from ..attacks import min_distortion_attack
 from ..data import N_CLASSES, load_mnist
 from ..evaluate import error_table
-from ..models import NETWORKS, SOFTMAX_NETWORKS
+from ..models import NETWORKS, SOFTMAX_NETWORKS, get_spec
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
-from ..train import CHECKPOINT_EVERY, DECAY_MODES, DEFAULT_DECAY
+from ..train import CHECKPOINT_EVERY, CONVERGENCE_WINDOW, DECAY_MODES, DEFAULT_DECAY, window_fall
 
-__all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "check_conv_beats_fully_connected", "check_decay_default",
-           "compare_table1", "compare_table3", "conv_test_error", "data_counts", "decay_mode_table", "digits_figure",
+__all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "cap_comparison", "check_cap_comparison",
+           "check_conv_beats_fully_connected", "check_decay_default", "compare_table1", "compare_table3", "conv_test_error", "data_counts", "decay_mode_table", "digits_figure",
            "loss_curves", "registry", "table1_errors", "table3_errors", "training_summary"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
@@ -111,12 +112,64 @@ def training_summary(profile: Profile | str | None = None) -> pd.DataFrame:
     rows = []
     for name in NETWORKS:
         for stage, log in trained_network(name, profile).stages.items():
-            last_fall = (100 * (log.losses[-2] - log.losses[-1]) / abs(log.losses[-2])
-                         if stage != "adam" and len(log.losses) > 1 else float("nan"))
-            rows.append({"network": name, "stage": stage, "iterations": log.iterations, "converged": log.converged,
+            fall = 100 * window_fall(log.losses) if stage != "adam" else float("nan")
+            rows.append({"network": name, "stage": stage, "iterations": log.iterations, "stopped by": log.stop,
                          "seconds": round(log.seconds, 1), "final loss": log.losses[-1],
-                         "last interval's fall (%)": last_fall})
+                         f"fall over the last {CONVERGENCE_WINDOW} its (%)": fall})
     return pd.DataFrame(rows).set_index(["network", "stage"])
+
+
+def cap_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Each network of ``profile.cap_comparison`` stopped by the window test and trained to the cap.
+
+    Returns:
+        One row per (network, stop): L-BFGS iterations (all stages), seconds, training and test
+        error (%), and the mean minimum distortion on the first ``profile.peer_examples`` attacked
+        test images (random targets, the profile's search) with its success (%).
+    """
+    profile = get_profile(profile)
+    test = load_mnist("test")
+    attacked = attacked_images("test", profile).subset(slice(0, profile.peer_examples))
+    rows = []
+    for name in profile.cap_comparison:
+        train = training_split(get_spec(name).train_set, profile)
+        for stop, to_cap in (("window test", False), ("cap", True)):
+            net = trained_network(name, profile, to_cap=to_cap)
+            errors = error_table({name: net.model}, {"training error": train, "test error": test}).iloc[0]
+            result = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
+                                           settings=profile.search, progress=False)
+            rows.append({"network": name, "stopped by": stop,
+                         "iterations": sum(log.iterations for log in net.stages.values()),
+                         "seconds": round(net.seconds, 1), **errors.to_dict(),
+                         "distortion": result.distortion[result.success].mean().item(),
+                         "success (%)": 100 * result.success.double().mean().item()})
+    return pd.DataFrame(rows).set_index(["network", "stopped by"])
+
+
+def check_cap_comparison(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """What training on to the cap changes, per network, against the test set's sampling error.
+
+    Returns:
+        Per network: the test-error change (pp, cap minus window test), the binomial standard
+        error of a test error on 10,000 images (pp), the distortion's relative change (%), and the
+        iterations saved (%). At the paper's scale it raises unless every test-error change is
+        within two standard errors and every distortion within 5 %.
+    """
+    n_test = len(load_mnist("test"))
+    rows = {}
+    for name, both in table.groupby(level="network", sort=False):
+        window, cap = both.xs("window test", level="stopped by").iloc[0], both.xs("cap", level="stopped by").iloc[0]
+        p = window["test error"] / 100
+        rows[name] = {"test error change (pp)": cap["test error"] - window["test error"],
+                      "test-set standard error (pp)": 100 * (p * (1 - p) / n_test) ** 0.5,
+                      "distortion change (%)": 100 * (cap["distortion"] / window["distortion"] - 1),
+                      "iterations saved (%)": 100 * (1 - window["iterations"] / cap["iterations"])}
+    changes = pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
+    if profile.paper_scale:
+        error_ok = changes["test error change (pp)"].abs() <= 2 * changes["test-set standard error (pp)"]
+        distortion_ok = changes["distortion change (%)"].abs() <= 5
+        assert (error_ok & distortion_ok).all(), changes
+    return changes
 
 
 def loss_curves(profile: Profile | str | None = None) -> Figure:
