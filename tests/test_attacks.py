@@ -2,6 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from intriguing import attacks
+
 from intriguing.attacks import (
     SearchSettings,
     classified_as,
@@ -184,6 +186,7 @@ def test_an_empty_batch_gives_an_empty_result():
     ("c_init", -1.0, "c_init must be a positive finite number"),
     ("c_init", float("nan"), "c_init must be a positive finite number"),
     ("margin", -0.1, "margin must be non-negative"),
+    ("bracket_tol", -0.5, "bracket_tol must be non-negative"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -191,6 +194,32 @@ def test_search_settings_reject_bad_values(field, value, message):
 
 
 def test_search_settings_key_names_every_setting():
-    assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "max_iter": 50, "memory": 10, "tol": 1e-4,
-                                      "margin": 1e-3}
+    assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
+                                      "memory": 3, "tol": 1e-3, "margin": 1e-3}
     assert SearchSettings(logit_scale=10).key()["logit_scale"] == 10
+    assert "bracket_tol" not in SearchSettings(bracket_tol=0).key()  # the search as it was before the field
+
+
+def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_distortion(monkeypatch):
+    torch.manual_seed(0)
+    linear = nn.Linear(784, 10)
+    with torch.no_grad():
+        linear.weight.mul_(30)  # logits as sharp as a trained model's: every c search brackets
+    model = Flat(linear)
+    images = torch.rand(8, 1, 28, 28)
+    targets = random_targets(model(images).argmax(1), seed=1)
+    searched = []  # examples in each c step
+
+    def counting_box_lbfgs(objective, z0, *args, **kwargs):
+        searched.append(len(z0))
+        return box_lbfgs(objective, z0, *args, **kwargs)
+
+    monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
+    all_steps = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0), progress=False)
+    assert searched == [8] * 10
+    searched.clear()
+    ended = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0.1), progress=False)
+    # Bisecting a bracket of 10 down to 1.1 takes 5 steps after the 2 or 3 (c above 10) that bracket it.
+    assert searched == [8] * 7 + [int((ended.c > 10).sum())]
+    assert all_steps.success.all() and ended.success.all()
+    assert torch.allclose(ended.distortion, all_steps.distortion, rtol=0.05)

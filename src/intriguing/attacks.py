@@ -40,6 +40,9 @@ class SearchSettings:
         c_steps: evaluations of c per example (at least 1). c starts at ``c_init``, moves by
             factors of 10 until bracketed, then bisects in log space.
         c_init: the first c (> 0).
+        bracket_tol: an example's search over c ends early once its bracket is this tight: once
+            the smallest failed c is within a factor 1 + ``bracket_tol`` of the largest
+            successful one (0: every example runs all ``c_steps``).
         max_iter: box-L-BFGS iterations per c (at least 1).
         memory: curvature pairs per example (at least 1).
         tol: an example's L-BFGS run for one c stops when an iteration lowers its objective by
@@ -53,9 +56,10 @@ class SearchSettings:
 
     c_steps: int = 10
     c_init: float = 1.0
+    bracket_tol: float = 0.02
     max_iter: int = 50
-    memory: int = 10
-    tol: float = 1e-4
+    memory: int = 3
+    tol: float = 1e-3
     margin: float = 1e-3
     logit_scale: float = 1.0
 
@@ -67,20 +71,24 @@ class SearchSettings:
             value = getattr(self, name)
             if not value > 0 or value != value or value == float("inf"):
                 raise ValueError(f"{name} must be a positive finite number, got {value}")
-        if not self.margin >= 0:
-            raise ValueError(f"margin must be non-negative, got {self.margin}")
+        for name in ("margin", "bracket_tol"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
 
     def describe(self) -> str:
         """Two short lines: the c steps and iterations, then the stopping settings."""
         scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
-        return (f"{self.c_steps} c steps from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
+        early = "" if self.bracket_tol == 0 else f" (or until c is within ×{1 + self.bracket_tol:g})"
+        return (f"{self.c_steps} c steps{early} from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
                 f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}")
 
     def key(self) -> dict[str, float]:
-        """The settings as a cache key: every field (the paper's objective omits its logit scale of 1)."""
+        """The settings as a cache key: every field but those at the value that leaves the search as
+        it was before the field existed (logit scale 1, no early end of the c search)."""
         fields = asdict(self)
-        if fields["logit_scale"] == 1:
-            del fields["logit_scale"]
+        for name, neutral in (("logit_scale", 1), ("bracket_tol", 0)):
+            if fields[name] == neutral:
+                del fields[name]
         return fields
 
 
@@ -206,7 +214,8 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, settings: SearchS
 
     def objective(z: Tensor, index: Tensor) -> Tensor:
         logits = model(z)
-        sq = (z - x[index]).flatten(1).pow(2).sum(1)
+        originals = x if len(index) == batch else x[index]  # every example: no gather needed
+        sq = (z - originals).flatten(1).pow(2).sum(1)
         with torch.no_grad():  # keep the best successful iterate seen anywhere
             better = classified_as(logits, target[index], margin) & (sq < best_sq[index])
             if better.any():
@@ -215,12 +224,23 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, settings: SearchS
         return c[index] * sq + F.cross_entropy(logit_scale * logits, target[index], reduction="none")
 
     z = x.clone()
+    searching = torch.ones(batch, dtype=torch.bool, device=x.device)
     for _ in range(settings.c_steps):
-        z = box_lbfgs(objective, z, settings.max_iter, memory=settings.memory, gtol=settings.tol, ftol=settings.tol)
+        rows = searching.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            break
+
+        def rows_objective(zs: Tensor, index: Tensor) -> Tensor:
+            return objective(zs, rows[index])
+
+        z_rows = box_lbfgs(rows_objective, z[rows], settings.max_iter, memory=settings.memory, gtol=settings.tol,
+                           ftol=settings.tol)
         with torch.no_grad():
-            hit = classified_as(model(z), target, margin)
-        c, c_lo, c_hi = next_c(hit, c, c_lo, c_hi)
-        z = torch.where(hit[:, None, None, None], z, best)  # restart failures from the best so far
+            hit = classified_as(model(z_rows), target[rows], margin)
+        c[rows], c_lo[rows], c_hi[rows] = next_c(hit, c[rows], c_lo[rows], c_hi[rows])
+        z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best[rows])  # failures restart from the best
+        if settings.bracket_tol > 0:
+            searching &= ~(c_hi <= c_lo * (1 + settings.bracket_tol))
     success = torch.isfinite(best_sq)
     distortion = torch.where(success, (best_sq / x[0].numel()).sqrt(), torch.zeros_like(best_sq))
     return AttackResult(best, success, distortion, c_lo)

@@ -23,7 +23,8 @@ COMPACT_BELOW = 0.75
 """The state is compacted to the running examples when fewer than this share of its rows run."""
 
 Objective = Callable[[Tensor, Tensor], Tensor]
-"""``objective(z, index)``: per-example values (k,) at points z (k, ...) of the examples ``index``."""
+"""``objective(z, index)``: per-example values (k,) at points z (k, ...) of the examples ``index``
+(sorted, distinct indices into the batch; k equal to the batch size means every example, in order)."""
 
 
 def _value_and_grad(objective: Objective, z: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
@@ -32,6 +33,20 @@ def _value_and_grad(objective: Objective, z: Tensor, index: Tensor) -> tuple[Ten
         f = objective(z, index)
         (g,) = torch.autograd.grad(f.sum(), z)
     return f.detach(), g.detach()
+
+
+def _free_mask(z: Tensor, g: Tensor, lower: float, upper: float) -> Tensor:
+    """1.0 where a coordinate may move, 0.0 where it sits at a bound and its gradient points out of
+    the box (z at ``lower`` with g > 0, or at ``upper`` with g < 0); z must lie in the box.
+
+    Written in float arithmetic (sign(z - lower) is 0 exactly at the bound): on a CPU, comparisons,
+    boolean logic and torch.where over a whole batch cost several times more than these products.
+    """
+    rising = torch.sign(g)
+    at_lower = torch.sign(z - lower).neg_().add_(1)
+    at_upper = torch.sign(upper - z).neg_().add_(1)
+    blocked = at_lower.mul_(rising.clamp(min=0)).add_(at_upper.mul_(rising.clamp_(max=0).neg_()))
+    return blocked.neg_().add_(1)
 
 
 def box_lbfgs(
@@ -93,27 +108,28 @@ def box_lbfgs(
             rows, z, f, g, gamma = rows[keep], z[keep], f[keep], g[keep], gamma[keep]
             s_hist, y_hist, rho = s_hist[:, keep], y_hist[:, keep], rho[:, keep]
             running = running[keep]
-        free = ~(((z <= lower) & (g > 0)) | ((z >= upper) & (g < 0)))
-        projected = torch.where(free, g, torch.zeros_like(g))
+        free = _free_mask(z, g, lower, upper)
+        projected = g * free
         still = running & (projected.abs().amax(1) > gtol)
         # Two-loop recursion on the free coordinates, newest pair first.
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
         q, alphas = projected.clone(), []
         for j in slots:
-            a = rho[j] * (s_hist[j] * q).sum(1)
-            q -= a[:, None] * y_hist[j]
+            a = rho[j] * torch.linalg.vecdot(s_hist[j], q)
+            q.addcmul_(y_hist[j], a[:, None], value=-1)
             alphas.append(a)
         r = gamma[:, None] * q
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[j] * (y_hist[j] * r).sum(1)
-            r += (a - b)[:, None] * s_hist[j]
-        d = torch.where(free, -r, torch.zeros_like(r))
-        uphill = (d * g).sum(1) >= 0
+            b = rho[j] * torch.linalg.vecdot(y_hist[j], r)
+            r.addcmul_(s_hist[j], (a - b)[:, None])
+        d = r.mul_(free).neg_()
+        uphill = torch.linalg.vecdot(d, g) >= 0
         d[uphill] = -gamma[uphill, None] * projected[uphill]
 
         # Projected backtracking line search, each example with its own step.
         step = torch.ones(len(rows), device=z.device)
-        z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
+        z_new: Tensor | None = None  # copied from z only when some examples need another step
+        f_new, g_new = f, g
         searching = still.clone()
         for _ in range(max_backtracks):
             s_pos = searching.nonzero().squeeze(1)
@@ -124,24 +140,32 @@ def box_lbfgs(
                 fc, gc = _value_and_grad(fun, cand, rows)
                 decrease = (g * (cand - z)).sum(1)
                 ok = (fc <= f + 1e-4 * decrease) & (decrease < 0)
+                if bool(ok.all()):  # the usual case: every example takes its full step
+                    z_new, f_new, g_new = cand, fc, gc
+                    searching.zero_()
+                    break
             else:
                 cand = (z[s_pos] + step[s_pos, None] * d[s_pos]).clamp(lower, upper)
                 fc, gc = _value_and_grad(fun, cand, rows[s_pos])
                 decrease = (g[s_pos] * (cand - z[s_pos])).sum(1)
                 ok = (fc <= f[s_pos] + 1e-4 * decrease) & (decrease < 0)
+            if z_new is None:
+                z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
             good = s_pos[ok]
             z_new[good], f_new[good], g_new[good] = cand[ok], fc[ok], gc[ok]
             searching[good] = False
             step[s_pos[~ok]] *= 0.5
+        if z_new is None:  # nobody moved
+            z_new = z
         moved = still & ~searching
 
         # Curvature pairs, kept only where s·y > 0 so every example's inverse Hessian stays positive.
         s, y = z_new - z, g_new - g
         sy, yy = (s * y).sum(1), (y * y).sum(1)
         keep_pair = moved & (sy > 1e-10 * yy.clamp_min(1e-30))
-        slot = it % memory
-        s_hist[slot] = torch.where(keep_pair[:, None], s, torch.zeros_like(s))
-        y_hist[slot] = torch.where(keep_pair[:, None], y, torch.zeros_like(y))
+        slot, keep = it % memory, keep_pair.to(z.dtype)[:, None]
+        torch.mul(s, keep, out=s_hist[slot])
+        torch.mul(y, keep, out=y_hist[slot])
         rho[slot] = torch.where(keep_pair, 1 / sy.clamp_min(1e-30), torch.zeros_like(sy))
         gamma = torch.where(keep_pair, sy / yy.clamp_min(1e-30), gamma)
 
