@@ -7,7 +7,9 @@ Everything is measured in this one run, on the same test images and random targe
    on the examples both attacked;
 2. the gap to the exact optimum: mean distortion of ours ÷ the exact QP's, for softmax1-3, with the
    paper's objective and with the sharpened one (cross-entropy on scaled logits);
-3. foolbox 3's FMN, DDN and C&W on N100-100-10: distortion, success and seconds per 1000 examples.
+3. foolbox 3's FMN, DDN and C&W on N100-100-10: distortion, success and seconds per 1000 examples,
+   with the speed target (ours at least as fast as DDN) and the distortion target (at most
+   1.01 × C&W's) of the speed issue.
 
 Usage: python benchmarks/attack_benchmark.py [--profile smoke|full] [--examples 1000] [--scipy-examples 50]
 """
@@ -77,6 +79,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                      if runs[f"foolbox {peer}"]["success (%)"] == 100), default=float("inf"))
     out["distortion_ratio_vs_best_foolbox"] = ours["distortion"] / best_peer
     print(f"   ours / best fully successful foolbox peer: {out['distortion_ratio_vs_best_foolbox']:.4f}")
+    ddn, cw = runs["foolbox DDN"], runs["foolbox C&W"]
+    out["speed_ratio_vs_ddn"] = ddn["s / 1000 examples"] / ours["s / 1000 examples"]
+    out["distortion_ratio_vs_cw"] = ours["distortion"] / cw["distortion"]
+    print(f"   ours / DDN speed: {out['speed_ratio_vs_ddn']:.2f}x (target >= 1); "
+          f"ours / C&W distortion: {out['distortion_ratio_vs_cw']:.4f} (target <= 1.01)")
     return out
 
 

@@ -1,0 +1,52 @@
+"""The library's paths on a CUDA GPU: the same calls as the smoke profile's chapters, on the GPU, with
+results that match the CPU's. Skipped where torch sees no GPU; every other test also runs on the GPU
+there, because the library picks CUDA by itself."""
+
+import pytest
+import torch
+
+from intriguing import artifacts, hardware
+from intriguing.attacks import SearchSettings, min_distortion_attack, random_targets
+from intriguing.data import load_mnist
+from intriguing.evaluate import error_rate
+from intriguing.lbfgs_box import box_lbfgs
+from intriguing.units import activations
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")]
+
+
+def on(dev: str, monkeypatch) -> None:
+    monkeypatch.setenv(hardware.DEVICE_VAR, dev)
+    assert hardware.device().type == dev
+
+
+def test_box_lbfgs_runs_on_the_gpu_and_agrees_with_the_cpu():
+    target = torch.rand(64, 50)
+    solutions = {}
+    for dev in ("cpu", "cuda"):
+        t = target.to(dev)
+        z = box_lbfgs(lambda z, i: (z - 2 * t[i] + 0.5).pow(2).sum(1), torch.full((64, 50), 0.5, device=dev), 100)
+        assert z.device.type == dev
+        solutions[dev] = z.cpu()
+    assert torch.allclose(solutions["cpu"], solutions["cuda"], atol=1e-4)
+
+
+def test_training_attacks_and_evaluation_run_on_the_gpu(monkeypatch, tmp_path, tiny):
+    test = load_mnist("test").subset(slice(0, 200))
+    nets, results = {}, {}
+    for dev in ("cpu", "cuda"):
+        on(dev, monkeypatch)
+        monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / dev))  # a cache per device
+        nets[dev] = artifacts.trained_network("N100-100-10", tiny)
+        images, labels = test.images[:20], test.labels[:20]
+        results[dev] = min_distortion_attack(nets[dev].model, images, random_targets(labels), labels=labels,
+                                             settings=SearchSettings(c_steps=4, max_iter=20), progress=False)
+        assert results[dev].adversarial.device.type == "cpu"  # results come back to the CPU
+        assert 0 <= error_rate(nets[dev].model, test) <= 1
+        assert activations(nets[dev].model, images).shape == (20, 100)
+    # float32 on two devices: the same training, up to summation order.
+    assert abs(error_rate(nets["cpu"].model, test) - error_rate(nets["cuda"].model, test)) <= 0.02
+    assert results["cuda"].success.all()
+    ratio = results["cuda"].distortion.mean() / results["cpu"].distortion.mean()
+    assert 0.95 <= ratio <= 1.05
