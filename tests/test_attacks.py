@@ -3,7 +3,6 @@ import torch
 from torch import nn
 
 from intriguing import attacks
-
 from intriguing.attacks import (
     SearchSettings,
     classified_as,

@@ -38,3 +38,15 @@ def test_a_corrupt_event_line_is_named(tmp_path):
     events.write_text(json.dumps({"kind": "lunch", "name": "a", "seconds": 1}) + "\n")
     with pytest.raises(ValueError, match="unknown kind 'lunch'"):
         timing.summarise(events, "smoke", 1.0)
+
+
+def test_the_readmes_profile_table_is_made_from_the_timing_records():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- profile-table:start -->\n")[1].split("<!-- profile-table:end -->")[0].strip()
+    records = [json.loads((root / "timings" / f"{name}.json").read_text(encoding="utf-8"))
+               for name in ("smoke", "full") if (root / "timings" / f"{name}.json").exists()]
+    assert records, "no timing record under timings/: run a build"
+    assert table == timing.readme_table(records)

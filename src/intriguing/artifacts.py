@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import cache, timing
+from . import cache
 from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
 from .data import N_CLASSES, Split, load_mnist, p1_p2_split
 from .evaluate import error_table
@@ -111,6 +111,8 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
                      conv_epochs=profile.conv_epochs, converge_below=None if to_cap else profile.converge_below,
                      decay_mode=decay_mode,
                      checkpoint=lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config))
+        from . import timing  # here, not above: `python -m intriguing.timing` must not find it imported
+
         for stage, log in stages.items():
             timing.record("training", name, log.seconds, stage=stage, iterations=log.iterations, stop=log.stop,
                           seed=spec.seed, decay_mode=decay_mode, to_cap=to_cap)
