@@ -2,13 +2,12 @@
 
 While ``$INTRIGUING_TIMINGS`` names a file, :func:`record` appends one JSON line per timed event
 to it (a chapter executed, a training stage run; a network loaded from the cache is not an
-event). :func:`summarise` turns those lines into one record of the build, which the build writes
-beside the HTML as ``timings.json`` and keeps under ``timings/<profile>.json``;
-:func:`readme_table` makes the README's profile table from those records.
+event). :func:`summarise` turns those lines into one record of the build, which
+``python -m intriguing build`` writes beside the HTML as ``timings.json`` and, for a cold build of
+the whole book, keeps under ``timings/<profile>.json``; :func:`readme_table` makes the README's
+profile table from those records:
 
-    python -m intriguing.timing record chapter blind_spots 312.5
-    python -m intriguing.timing summarise EVENTS.jsonl OUT.json --profile full --wall 2712
-    python -m intriguing.timing readme timings/smoke.json timings/full.json
+    python -m intriguing.timing timings/smoke.json timings/full.json
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from typing import Any
 
 import torch
 
-from .cache import atomic_write_text
 from .hardware import device
 
 __all__ = ["ENV_VAR", "readme_table", "record", "summarise"]
@@ -99,26 +97,11 @@ def readme_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m intriguing.timing", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    event = commands.add_parser("record", help="append one event to $INTRIGUING_TIMINGS")
-    event.add_argument("kind", choices=["chapter", "training"])
-    event.add_argument("name")
-    event.add_argument("seconds", type=float)
-    make = commands.add_parser("summarise", help="write one build's record from its event lines")
-    make.add_argument("events", type=Path)
-    make.add_argument("out", type=Path)
-    make.add_argument("--profile", required=True)
-    make.add_argument("--wall", type=float, required=True, help="the whole build's wall time in seconds")
-    table = commands.add_parser("readme", help="print the README's profile table from build records")
-    table.add_argument("records", type=Path, nargs="+")
+    parser = argparse.ArgumentParser(prog="python -m intriguing.timing",
+                                     description="Print the README's profile table from build records.")
+    parser.add_argument("records", type=Path, nargs="+", help="timing records, e.g. timings/full.json")
     args = parser.parse_args(argv)
-    if args.command == "record":
-        record(args.kind, args.name, args.seconds)
-    elif args.command == "summarise":
-        atomic_write_text(json.dumps(summarise(args.events, args.profile, args.wall), indent=1) + "\n", args.out)
-    else:
-        print(readme_table([json.loads(path.read_text(encoding="utf-8")) for path in args.records]))
+    print(readme_table([json.loads(path.read_text(encoding="utf-8")) for path in args.records]))
 
 
 if __name__ == "__main__":

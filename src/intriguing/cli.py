@@ -1,0 +1,207 @@
+"""The command line, ``python -m intriguing``: build the book or some of its chapters, look after the
+cache, list the profiles.
+
+    python -m intriguing build [--profile P] [CHAPTER ...]
+    python -m intriguing cache info
+    python -m intriguing cache clear [--kind K]
+    python -m intriguing profiles
+
+``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
+the named chapters (default: all) with papermill into ``_build/src``, keeps the other chapters'
+executed copies from an earlier build of the same profile, renders ``_build/html`` with Jupyter
+Book and writes the build's timing record (:mod:`intriguing.timing`) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import cache, timing
+from .profiles import PROFILES, get_profile
+
+__all__ = ["build", "cache_info", "chapters", "main"]
+
+BUILD = Path("_build")
+
+
+def chapters(root: Path) -> dict[str, str]:
+    """Chapter name -> its path without suffix (``"blind_spots"`` -> ``"book/blind_spots"``), for every
+    notebook in the table of contents, in order."""
+    import yaml
+
+    toc_file = root / "_toc.yml"
+    if not toc_file.exists():
+        raise FileNotFoundError(f"no _toc.yml in {root.resolve()}: run the build from the repository's root")
+    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
+    files = [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]
+    return {Path(f).name: f for f in files if (root / f"{f}.ipynb").exists()}
+
+
+def _executed_profile(path: Path) -> str | None:
+    """The profile papermill executed a notebook with (None: not an executed notebook)."""
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {})
+    profile = meta.get("parameters", {}).get("profile")
+    return profile if isinstance(profile, str) else None
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag the cell papermill injects with the profile ``remove-cell``: it is plumbing, not prose."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
+
+
+def build(profile_name: str | None, names: list[str], root: Path = Path(".")) -> dict[str, Any]:
+    """Execute chapters and render the HTML; see the module's docstring.
+
+    Args:
+        profile_name: a profile of :data:`intriguing.profiles.PROFILES` (None: ``$INTRIGUING_PROFILE``
+            or ``full``).
+        names: chapters to execute (empty: all).
+        root: the repository's root.
+
+    Returns:
+        The build's timing record (also written to ``_build/html/timings.json``).
+
+    Raises:
+        ValueError: an unknown chapter or profile, or a chapter left out that no earlier build of
+            this profile executed.
+    """
+    import papermill
+
+    profile = get_profile(profile_name).name
+    known = chapters(root)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    selected = names or list(known)
+    src = root / BUILD / "src"
+    kept = [name for name in known if name not in selected]
+    stale = [name for name in kept if _executed_profile(src / f"{known[name]}.ipynb") != profile]
+    if stale:
+        raise ValueError(f"chapter(s) {', '.join(stale)} have no executed copy of profile {profile!r} in "
+                         f"{src}: build them too, or build everything")
+    start = time.perf_counter()
+    if not kept:
+        shutil.rmtree(src, ignore_errors=True)
+    (src / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, src / name)
+    for page in [*(root / "book").glob("*.md"), *(root / "book").glob("*.bib")]:
+        shutil.copy2(page, src / "book" / page.name)
+
+    events = root / BUILD / "timing-events.jsonl"
+    events.unlink(missing_ok=True)
+    os.environ[timing.ENV_VAR] = str(events.resolve())
+    os.environ["INTRIGUING_PROFILE"] = profile
+    cold = not any(cache.cache_dir().rglob("*.pt"))
+    for name in selected:
+        print(f"=== executing {known[name]}.ipynb ({profile})", flush=True)
+        began = time.perf_counter()
+        papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
+                                   parameters={"profile": profile}, cwd=str(root / "book"), log_output=True)
+        seconds = time.perf_counter() - began
+        timing.record("chapter", name, seconds)
+        print(f"=== {name} took {seconds:.0f} s", flush=True)
+        _hide_injected_parameters(src / f"{known[name]}.ipynb")
+
+    jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
+    subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror", "--keep-going"],
+                   check=True)
+    record = timing.summarise(events, profile, time.perf_counter() - start)
+    record["cache_at_start"] = "empty" if cold else "warm"
+    record["chapters_executed"] = "all" if not kept else selected
+    text = json.dumps(record, indent=1) + "\n"
+    cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
+    if cold and not kept:  # the README's table records cold builds of the whole book
+        cache.atomic_write_text(text, root / "timings" / f"{profile}.json")
+    print(f"The book is at {(root / BUILD / 'html' / 'index.html').resolve()}; "
+          f"its timing record is {BUILD / 'html' / 'timings.json'}")
+    return record
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def cache_info() -> list[dict[str, Any]]:
+    """One row per kind of cached result: files, size, and the profiles they were made for."""
+    root = cache.cache_dir()
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        files = list(folder.glob("*.pt"))
+        profiles = sorted({p for entry in cache.index(folder.name) for p in _profiles_of(entry["config"])})
+        rows.append({"kind": folder.name, "files": len(files), "size": sum(f.stat().st_size for f in files),
+                     "profiles": profiles or ["unknown"]})
+    return rows
+
+
+def _profiles_of(config: dict[str, Any]) -> list[str]:
+    subset = config.get("train_subset", "missing")
+    return [name for name, p in PROFILES.items() if p.train_subset == subset] or ["unknown"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m intriguing", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("build", help="execute chapters (default: all) and render the HTML",
+                               description="Execute the named chapters with papermill, then render the HTML.")
+    make.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: $INTRIGUING_PROFILE "
+                                                      "or full)")
+    make.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names, e.g. blind_spots")
+    store = commands.add_parser("cache", help="what is cached, or clear it",
+                                description=f"The result cache at $INTRIGUING_CACHE (now {cache.cache_dir()}).")
+    what = store.add_subparsers(dest="action", required=True)
+    what.add_parser("info", help="each kind of cached result: files, size, profiles")
+    clear = what.add_parser("clear", help="delete cached results")
+    clear.add_argument("--kind", default=None, help="only this kind (a folder of the cache, e.g. attacks)")
+    commands.add_parser("profiles", help="each profile's sizes and its measured build time",
+                        description="Each profile's sizes, and the measured time of its last recorded cold build.")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "build":
+            build(args.profile, args.chapters)
+        elif args.command == "cache" and args.action == "info":
+            rows = cache_info()
+            print(f"cache: {cache.cache_dir()}")
+            for row in rows:
+                print(f"  {row['kind']:16s} {row['files']:5d} files {_size(row['size']):>10s}  "
+                      f"profile(s): {', '.join(row['profiles'])}")
+            print(f"  {'total':16s} {sum(r['files'] for r in rows):5d} files "
+                  f"{_size(sum(r['size'] for r in rows)):>10s}")
+        elif args.command == "cache":
+            removed = cache.clear(args.kind)
+            print(f"removed {removed} file(s) from {cache.cache_dir()}")
+        else:
+            for name, profile in PROFILES.items():
+                print(profile.describe())
+                record = Path("timings") / f"{name}.json"
+                if record.exists():
+                    measured = json.loads(record.read_text(encoding="utf-8"))
+                    print(f"measured: {measured['wall_seconds'] / 60:.1f} min cold on {measured['device']} "
+                          f"({measured['machine']}, {measured['torch_threads']} threads)")
+                print()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

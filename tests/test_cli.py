@@ -1,0 +1,67 @@
+"""``python -m intriguing``: its commands, their help, and clear errors for what does not exist."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from intriguing import cache, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "intriguing", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["cache"], ["cache", "info"], ["cache", "clear"], ["profiles"]])
+def test_every_command_has_help(command):
+    done = run(*command, "--help")
+    assert done.returncode == 0 and "usage: python -m intriguing" in done.stdout
+
+
+def test_the_chapters_are_the_notebooks_of_the_table_of_contents():
+    found = cli.chapters(ROOT)
+    assert list(found)[:2] == ["networks", "units"] and found["blind_spots"] == "book/blind_spots"
+    with pytest.raises(FileNotFoundError, match="run the build from the repository's root"):
+        cli.chapters(ROOT / "book")
+
+
+def test_unknown_chapters_and_profiles_are_named(tmp_path):
+    done = run("build", "--profile", "smoke", "blindspots", cwd=ROOT)
+    assert done.returncode == 2 and "unknown chapter(s) blindspots; choose from networks, units" in done.stderr
+    done = run("build", "--profile", "huge", "networks", cwd=ROOT)
+    assert done.returncode == 2 and "unknown profile 'huge'" in done.stderr
+
+
+def test_one_chapter_needs_the_others_executed_in_the_same_profile(tmp_path):
+    for name in ("_toc.yml", "_config.yml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "book").mkdir()
+    for f in cli.chapters(ROOT).values():
+        (tmp_path / f"{f}.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match=r"chapter\(s\) networks, units, cross_model.* have no executed copy"):
+        cli.build("smoke", ["blind_spots"], root=tmp_path)
+
+
+def test_cache_info_and_clear(isolated_cache, tiny, capsys):
+    cache.cached("networks", "softmax1", {"train_subset": 10_000, "x": 1}, lambda: {"w": torch.zeros(3)})
+    cache.cached("attacks", "softmax1-train-0", {"train_subset": None, "x": 2}, lambda: {"a": torch.zeros(3)})
+    rows = {row["kind"]: row for row in cli.cache_info()}
+    assert rows["networks"]["files"] == 1 and rows["networks"]["profiles"] == ["smoke"]
+    assert rows["attacks"]["profiles"] == ["full"] and rows["attacks"]["size"] > 0
+    assert cli.main(["cache", "info"]) == 0 and "networks" in capsys.readouterr().out
+    assert cli.main(["cache", "clear", "--kind", "lunch"]) == 2
+    assert "no cached kind 'lunch'" in capsys.readouterr().err
+    assert cli.main(["cache", "clear", "--kind", "attacks"]) == 0
+    assert [row["kind"] for row in cli.cache_info()] == ["networks"]
+    assert cache.clear() == 1 and cli.cache_info() == []
+
+
+def test_profiles_prints_each_profile_and_its_measured_time():
+    done = run("profiles", cwd=ROOT)
+    assert done.returncode == 0
+    assert "profile 'smoke'" in done.stdout and "profile 'full'" in done.stdout
+    assert "measured:" in done.stdout  # from timings/<profile>.json
