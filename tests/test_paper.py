@@ -72,3 +72,24 @@ def test_unknown_tables_rows_or_columns():
         compare_with_paper(ours_table1(), "Table 9", PP, profile="full")
     with pytest.raises(ValueError, match="non-negative"):
         Tolerance(-1)
+
+
+def test_every_compared_cell_is_recorded_with_its_verdict_while_asked(tmp_path, monkeypatch):
+    import json
+
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setenv(paper.RESULTS_VAR, str(results))
+    monkeypatch.setenv(paper.CHAPTER_VAR, "networks")
+    ours = ours_table1({("softmax3", "Test error"): 25.0, ("softmax3", "Training error"): 25.0})
+    compare_with_paper(ours, "Table 1", PP, profile="full")
+    with pytest.raises(PaperMismatch):
+        compare_with_paper(ours_table1({("softmax2", "Test error"): 25.0}), "Table 1", PP, profile="full")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == 2 * ours.size
+    first = {(r["row"], r["column"]): r for r in rows[:ours.size]}
+    assert first[("softmax3", "Test error")]["verdict"] == "outside, a recorded deviation"
+    assert first[("softmax1", "Test error")] == {"chapter": "networks", "table": "Table 1", "row": "softmax1",
+                                                 "column": "Test error", "ours": 7.4, "paper": 7.4,
+                                                 "tolerance": PP.describe(), "verdict": "within tolerance"}
+    failed = {(r["row"], r["column"]): r for r in rows[ours.size:]}
+    assert failed[("softmax2", "Test error")]["verdict"] == "outside"

@@ -9,7 +9,9 @@ cache, list the profiles.
 ``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
 the named chapters (default: all) with papermill into ``_build/src``, keeps the other chapters'
 executed copies from an earlier build of the same profile, renders ``_build/html`` with Jupyter
-Book and writes the build's timing record (:mod:`intriguing.timing`) beside it.
+Book, and writes beside it the build's timing record (:mod:`intriguing.timing`) and
+``results.json``: every number a chapter compared with the paper (:func:`intriguing.paper.compare_with_paper`),
+with the paper's value, ours, the tolerance and the verdict.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cache, timing
+from . import cache, paper, timing
 from .profiles import PROFILES, get_profile
 
 __all__ = ["build", "cache_info", "chapters", "main"]
@@ -108,17 +110,23 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     events = root / BUILD / "timing-events.jsonl"
     events.unlink(missing_ok=True)
     os.environ[timing.ENV_VAR] = str(events.resolve())
+    comparisons = root / BUILD / "results-events.jsonl"
+    comparisons.unlink(missing_ok=True)
+    os.environ[paper.RESULTS_VAR] = str(comparisons.resolve())
     os.environ["INTRIGUING_PROFILE"] = profile
     cold = not any(cache.cache_dir().rglob("*.pt"))
     for name in selected:
         print(f"=== executing {known[name]}.ipynb ({profile})", flush=True)
         began = time.perf_counter()
+        os.environ[paper.CHAPTER_VAR] = name
         papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
                                    parameters={"profile": profile}, cwd=str(root / "book"), log_output=True)
         seconds = time.perf_counter() - began
         timing.record("chapter", name, seconds)
         print(f"=== {name} took {seconds:.0f} s", flush=True)
         _hide_injected_parameters(src / f"{known[name]}.ipynb")
+
+    results = _results(root / BUILD / "html" / "results.json", comparisons, profile, kept)
 
     jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror", "--keep-going"],
@@ -128,11 +136,26 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     record["chapters_executed"] = "all" if not kept else selected
     text = json.dumps(record, indent=1) + "\n"
     cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
+    cache.atomic_write_text(json.dumps(results, indent=1) + "\n", root / BUILD / "html" / "results.json")
     if cold and not kept:  # the README's table records cold builds of the whole book
         cache.atomic_write_text(text, root / "timings" / f"{profile}.json")
     print(f"The book is at {(root / BUILD / 'html' / 'index.html').resolve()}; "
           f"its timing record is {BUILD / 'html' / 'timings.json'}")
     return record
+
+
+def _results(previous: Path, comparisons: Path, profile: str, kept: list[str]) -> dict[str, Any]:
+    """results.json: every number a chapter compared with the paper, with the paper's value, ours, the
+    tolerance and the verdict; the kept chapters' rows come from the previous build's file."""
+    rows = [json.loads(line) for line in comparisons.read_text(encoding="utf-8").splitlines()] \
+        if comparisons.exists() else []
+    if kept and previous.exists():
+        rows = [r for r in json.loads(previous.read_text(encoding="utf-8"))["comparisons"]
+                if r["chapter"] in kept] + rows
+    verdicts: dict[str, int] = {}
+    for row in rows:
+        verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
+    return {"profile": profile, "verdicts": verdicts, "comparisons": rows}
 
 
 def _size(n_bytes: float) -> str:

@@ -10,13 +10,15 @@ and where the book shows the measurement; :func:`compare_with_paper` reads them.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEVIATIONS", "FIGURES", "TABLES", "Deviation", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4",
+__all__ = ["CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "TABLES", "Deviation", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4",
            "TABLE5", "Tolerance", "compare_with_paper", "deviation_table", "expected_deviations"]
 
 _MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
@@ -188,6 +190,31 @@ class PaperMismatch(AssertionError):
     """Raised when a reproduced number lies outside its tolerance of the paper's."""
 
 
+RESULTS_VAR = "INTRIGUING_RESULTS"
+"""While this names a file, every cell :func:`compare_with_paper` compares is appended to it as a
+JSON line (``python -m intriguing build`` gathers them into ``results.json``)."""
+CHAPTER_VAR = "INTRIGUING_CHAPTER"
+"""The chapter being executed, written into each recorded comparison."""
+
+
+def _record_comparison(table: str, ours: pd.DataFrame, ref: pd.DataFrame, per_column: Mapping[str, Tolerance],
+                       outside: pd.DataFrame, expected: Mapping[tuple[str, str], Deviation]) -> None:
+    path = os.environ.get(RESULTS_VAR)
+    if not path:
+        return
+    lines = []
+    for row in ours.index:
+        for col in ours.columns:
+            verdict = ("within tolerance" if not outside.loc[row, col] else
+                       "outside, a recorded deviation" if (row, col) in expected else "outside")
+            lines.append(json.dumps({"chapter": os.environ.get(CHAPTER_VAR, ""), "table": table, "row": str(row),
+                                     "column": str(col), "ours": float(ours.loc[row, col]),
+                                     "paper": float(ref.loc[row, col]), "tolerance": per_column[col].describe(),
+                                     "verdict": verdict}))
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("".join(line + "\n" for line in lines))
+
+
 def compare_with_paper(
     ours: pd.DataFrame,
     table: str,
@@ -246,6 +273,7 @@ def compare_with_paper(
                                          "diff": diff[col]}) for col in ours.columns}, axis=1)
     flags = outside.apply(lambda r: ", ".join(c for c in r.index if r[c]), axis=1)
     side[("ok", "")] = np.where(flags == "", "✓", "outside: " + flags)
+    _record_comparison(table, ours, ref, per_column, outside, expected)
     if problems:
         kinds = ", ".join(sorted({t.describe() for t in per_column.values()}))
         raise PaperMismatch(f"outside the tolerance ({kinds}) of the paper's {table}:\n  " + "\n  ".join(problems)
