@@ -2,8 +2,9 @@
 
 A result is stored under a name derived from a hash of its configuration, so changing any
 setting computes anew. Each kind's folder also keeps an index, one JSON line per stored result
-with its configuration, so that ``python -m intriguing cache info`` can say what is there. Files are written to a temporary name and renamed into place, so a
-killed run never leaves a half-written file under a real name.
+with its configuration, so that ``python -m intriguing cache info`` can say what is there.
+Files are written to a temporary name and renamed into place, so a killed run never leaves a
+half-written file under a real name.
 """
 
 from __future__ import annotations

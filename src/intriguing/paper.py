@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-__all__ = ["CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "TABLES", "Deviation", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4",
-           "TABLE5", "Tolerance", "compare_with_paper", "deviation_table", "expected_deviations"]
+__all__ = ["CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "TABLES", "Deviation", "PaperMismatch", "TABLE1",
+           "TABLE2", "TABLE3", "TABLE4", "TABLE5", "Tolerance", "compare_with_paper", "deviation_table", "expected_deviations"]
 
 _MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
 

@@ -1,0 +1,121 @@
+"""Adversarial training's primitives on tiny sigmoid networks: answers known by construction."""
+
+import functools
+
+import pytest
+import torch
+
+from intriguing.adversarial_training import (
+    AdversarialPool,
+    AdversarialTrainingSettings,
+    NetworkAbove,
+    adversarial_fit,
+    layer_adversarial,
+    layer_output,
+)
+from intriguing.attacks import SearchSettings, random_targets
+from intriguing.data import Split, load_mnist
+from intriguing.models import SigmoidMLP
+
+SEARCH = SearchSettings(c_steps=6, max_iter=30)
+
+
+@functools.cache
+def trained_small_network() -> SigmoidMLP:
+    """784-16-12-10, trained for seconds on 500 MNIST images: sharp enough that targets are reachable."""
+    torch.manual_seed(0)
+    model = SigmoidMLP((16, 12))
+    data = load_mnist("test").subset(slice(0, 500))
+    adversarial_fit(model, data, AdversarialTrainingSettings(epochs=15, batch_size=50, lr=1e-2),
+                    weight_decay=(0.0,) * 3, seed=0, progress=False)
+    return model
+
+
+def sharp_network() -> SigmoidMLP:
+    model = SigmoidMLP((16, 12))
+    model.load_state_dict(trained_small_network().state_dict())
+    return model.eval()
+
+
+def images_and_labels(n: int, seed: int = 0) -> Split:
+    gen = torch.Generator().manual_seed(seed)
+    return Split(torch.rand(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen))
+
+
+@pytest.mark.parametrize("k, width", [(0, 784), (1, 16), (2, 12)])
+def test_a_layer_k_adversarial_stays_in_the_box_and_the_layers_above_call_it_its_target(k, width):
+    model = sharp_network()
+    images = load_mnist("test").images[500:512]
+    labels = model(images).argmax(1)
+    targets = random_targets(labels, seed=3)
+    adversarial, result = layer_adversarial(model, images, targets, k, labels=labels, settings=SEARCH)
+    assert adversarial.shape == (12, width)
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    assert result.success.float().mean() >= 0.9
+    called = NetworkAbove(model, k)(adversarial).argmax(1)
+    assert (called[result.success] == targets[result.success]).all()
+    clean = layer_output(model, images, k)
+    assert (result.distortion[result.success] > 0).all() and not torch.equal(adversarial, clean)
+
+
+def test_a_layer_k_example_does_not_depend_on_its_batch():
+    model = sharp_network()
+    images = images_and_labels(6).images
+    targets = random_targets(model(images).argmax(1), seed=1)
+    together, _ = layer_adversarial(model, images, targets, 1, settings=SEARCH)
+    alone = torch.cat([layer_adversarial(model, images[i:i + 1], targets[i:i + 1], 1, settings=SEARCH)[0]
+                       for i in range(6)])
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_a_refresh_replaces_the_stated_share_of_each_pool():
+    model, data = sharp_network(), images_and_labels(50)
+    pool, gen = AdversarialPool((0, 2), size=40), torch.Generator().manual_seed(0)
+    assert pool.refresh(model, data, 0.25, gen, SEARCH) == {0: 40, 2: 40}  # an empty pool is filled
+    before = {k: pool.inputs[k].clone() for k in (0, 2)}
+    assert pool.refresh(model, data, 0.25, gen, SEARCH) == {0: 10, 2: 10}
+    for k in (0, 2):
+        changed = (pool.inputs[k] != before[k]).any(1).sum().item()
+        assert 1 <= changed <= 10  # a new example can land in a slot twice, and rarely equal the old one
+    h, y = pool.sample(2, 7, gen)
+    assert h.shape == (7, 12) and y.shape == (7,)
+
+
+def test_with_no_pooled_examples_the_training_is_plain_training():
+    data = images_and_labels(64)
+    plain_model, pooled_model = SigmoidMLP((8, 8)), SigmoidMLP((8, 8))
+    pooled_model.load_state_dict(plain_model.state_dict())
+    base = {"epochs": 2, "batch_size": 16, "search": SEARCH}
+    plain = adversarial_fit(plain_model, data, AdversarialTrainingSettings(**base), weight_decay=(1e-5,) * 3,
+                            seed=4, progress=False)
+    pooled = adversarial_fit(pooled_model, data, AdversarialTrainingSettings(pool_layers=(0, 1), mix=0, **base),
+                             weight_decay=(1e-5,) * 3, seed=4, progress=False)
+    assert pooled.refreshes == 0 and plain.train_loss == pooled.train_loss
+    for p, q in zip(plain_model.parameters(), pooled_model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_pooled_training_refreshes_and_lowers_its_loss():
+    data = images_and_labels(96)
+    model = SigmoidMLP((8, 8))
+    settings = AdversarialTrainingSettings(pool_layers=(1, 2), pool_size=16, refresh_every=3, epochs=3, batch_size=32,
+                                           lr=1e-2, search=SearchSettings(c_steps=2, max_iter=5))
+    curve = adversarial_fit(model, data, settings, weight_decay=(0.0,) * 3, seed=0, evaluation=data, progress=False)
+    assert curve.refreshes == 3 and curve.epochs == [1, 2, 3] and len(curve.test_error) == 3
+    assert curve.train_loss[-1] < curve.train_loss[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pool_layers": (1, 1)}, "pool_layers must be distinct"),
+    ({"refresh_share": 0.0}, "refresh_share must lie in"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"dropout_hidden": 1.0}, "dropout_hidden must lie in"),
+])
+def test_bad_settings_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        AdversarialTrainingSettings(**change)
+
+
+def test_a_layer_the_network_lacks_is_named():
+    with pytest.raises(ValueError, match="layer 3 does not exist: the network has the input .0. and 2 hidden"):
+        NetworkAbove(sharp_network(), 3)
