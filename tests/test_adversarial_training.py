@@ -26,7 +26,7 @@ def trained_small_network() -> SigmoidMLP:
     torch.manual_seed(0)
     model = SigmoidMLP((16, 12))
     data = load_mnist("test").subset(slice(0, 500))
-    adversarial_fit(model, data, AdversarialTrainingSettings(epochs=15, batch_size=50, lr=1e-2),
+    adversarial_fit(model, data, AdversarialTrainingSettings(epochs=15, pool_start=0, batch_size=50, lr=1e-2),
                     weight_decay=(0.0,) * 3, seed=0, progress=False)
     return model
 
@@ -85,7 +85,7 @@ def test_with_no_pooled_examples_the_training_is_plain_training():
     data = images_and_labels(64)
     plain_model, pooled_model = SigmoidMLP((8, 8)), SigmoidMLP((8, 8))
     pooled_model.load_state_dict(plain_model.state_dict())
-    base = {"epochs": 2, "batch_size": 16, "search": SEARCH}
+    base = {"epochs": 2, "pool_start": 0, "batch_size": 16, "search": SEARCH}
     plain = adversarial_fit(plain_model, data, AdversarialTrainingSettings(**base), weight_decay=(1e-5,) * 3,
                             seed=4, progress=False)
     pooled = adversarial_fit(pooled_model, data, AdversarialTrainingSettings(pool_layers=(0, 1), mix=0, **base),
@@ -98,10 +98,11 @@ def test_with_no_pooled_examples_the_training_is_plain_training():
 def test_pooled_training_refreshes_and_lowers_its_loss():
     data = images_and_labels(96)
     model = SigmoidMLP((8, 8))
-    settings = AdversarialTrainingSettings(pool_layers=(1, 2), pool_size=16, refresh_every=3, epochs=3, batch_size=32,
-                                           lr=1e-2, search=SearchSettings(c_steps=2, max_iter=5))
+    settings = AdversarialTrainingSettings(pool_layers=(1, 2), pool_size=16, refresh_every=3, epochs=3, pool_start=1,
+                                           batch_size=32, lr=1e-2, search=SearchSettings(c_steps=2, max_iter=5))
     curve = adversarial_fit(model, data, settings, weight_decay=(0.0,) * 3, seed=0, evaluation=data, progress=False)
-    assert curve.refreshes == 3 and curve.epochs == [1, 2, 3] and len(curve.test_error) == 3
+    # Steps 3, 4, 5 (epoch 2) and 6, 7, 8 (epoch 3): the pools start at step 3 and refresh at 3 and 6.
+    assert curve.refreshes == 2 and curve.epochs == [1, 2, 3] and len(curve.test_error) == 3
     assert curve.train_loss[-1] < curve.train_loss[0]
 
 
@@ -110,6 +111,7 @@ def test_pooled_training_refreshes_and_lowers_its_loss():
     ({"refresh_share": 0.0}, "refresh_share must lie in"),
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"dropout_hidden": 1.0}, "dropout_hidden must lie in"),
+    ({"epochs": 4, "pool_start": 4}, "pool_start must lie in"),
 ])
 def test_bad_settings_are_named(change, message):
     with pytest.raises(ValueError, match=message):

@@ -45,6 +45,8 @@ class AdversarialTrainingSettings:
         mix: pooled examples per clean example in every minibatch, shared equally between the
             pooled layers.
         epochs: passes over the clean training images.
+        pool_start: the epoch the pools start in (0: at once). A pool made against an untrained
+            network holds layer outputs of a representation the network no longer has.
         batch_size: clean images per minibatch.
         lr: Adam's learning rate (halved at 50 % and 75 % of the epochs).
         dropout_input, dropout_hidden: dropout on the input and on each hidden output (0: none).
@@ -56,7 +58,8 @@ class AdversarialTrainingSettings:
     refresh_every: int = 100
     refresh_share: float = 0.1
     mix: float = 0.5
-    epochs: int = 20
+    epochs: int = 24
+    pool_start: int = 4
     batch_size: int = 128
     lr: float = 1e-3
     dropout_input: float = 0.0
@@ -71,6 +74,8 @@ class AdversarialTrainingSettings:
         for name in ("pool_size", "refresh_every", "epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.pool_start < self.epochs:
+            raise ValueError(f"pool_start must lie in [0, epochs), got {self.pool_start}")
         if not self.mix >= 0 or not self.lr > 0:
             raise ValueError(f"mix must be non-negative and lr positive, got {self.mix}, {self.lr}")
         for name in ("dropout_input", "dropout_hidden"):
@@ -258,9 +263,9 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
         torch.manual_seed(seed)
         for epoch in tqdm(range(settings.epochs), desc="adversarial training", disable=not progress, leave=False):
             order = torch.randperm(len(data), generator=generator).to(dev)
-            total = 0.0
+            total, pooling = 0.0, per_layer and epoch >= settings.pool_start
             for batch in order.split(settings.batch_size):
-                if per_layer and step % settings.refresh_every == 0:
+                if pooling and (not pool.inputs or step % settings.refresh_every == 0):
                     model.eval()
                     pool.refresh(model, data, settings.refresh_share, generator, settings.search)
                     curve.refreshes += 1
@@ -270,7 +275,7 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
                     x = F.dropout(x, settings.dropout_input, training=True)
                 loss = F.cross_entropy(forward_from(model, x, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
                 total += loss.item() * len(batch)
-                for k in settings.pool_layers if per_layer else ():
+                for k in settings.pool_layers if pooling else ():
                     h, y = pool.sample(k, per_layer, generator)
                     logits = forward_from(model, h.to(dev), k, dropout_hidden=settings.dropout_hidden)
                     loss = loss + settings.mix / len(settings.pool_layers) * F.cross_entropy(logits, y.to(dev))

@@ -20,7 +20,7 @@ from .data import check_images
 if TYPE_CHECKING:
     from .train import FitLog
 
-__all__ = ["Text", "adversarial_triplets", "difference_heatmap", "glue", "image_grid", "loss_curves", "pairs_grid",
+__all__ = ["Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "image_grid", "loss_curves", "pairs_grid",
            "show"]
 
 
@@ -114,6 +114,18 @@ def loss_curves(logs: dict[str, FitLog], step: int) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("L-BFGS iteration")
     ax.set_ylabel("objective")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def curves(lines: dict[str, Sequence[float]], xlabel: str, ylabel: str) -> Figure:
+    """One line per name, its values plotted against 1, 2, … (e.g. a test error after each epoch)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, values in lines.items():
+        ax.plot(range(1, len(values) + 1), values, label=name, marker=".")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .adversarial_training import AdversarialTrainingSettings
 from .attacks import SearchSettings
 from .hardware import device
 
@@ -54,6 +55,10 @@ class Profile:
         imagenet_examples: of the 20 shipped ImageNet images, how many Figure 5's search attacks.
         imagenet_search: the search on EfficientNet-Lite0, with fewer c steps and L-BFGS
             iterations than on MNIST because one gradient of 20 images takes seconds on a CPU.
+        adversarial_training: the adversarial-training chapter's minibatch training and pools; its
+            variants change only the pooled layers and dropout.
+        adversarial_seeds: seeds (initial weights, minibatch order, pools) per variant there.
+        adversarial_distortion_examples: test images attacked per adversarially trained network.
         expected_minutes: measured wall time of the whole book on 2 CPU cores, cold cache.
     """
 
@@ -74,6 +79,9 @@ class Profile:
     search: SearchSettings = SearchSettings()
     imagenet_examples: int = 20
     imagenet_search: SearchSettings = SearchSettings(c_steps=5, max_iter=20)
+    adversarial_training: AdversarialTrainingSettings = AdversarialTrainingSettings()
+    adversarial_seeds: int = 3
+    adversarial_distortion_examples: int = 1000
     expected_minutes: float = 0.0
 
     def describe(self) -> str:
@@ -104,6 +112,10 @@ PROFILES: dict[str, Profile] = {
         transfer_tolerance_pp=100.0,
         imagenet_examples=2,
         imagenet_search=SearchSettings(c_steps=2, max_iter=5),
+        adversarial_training=AdversarialTrainingSettings(epochs=3, pool_start=1, pool_size=1000, refresh_every=25,
+                                                         refresh_share=0.25),
+        adversarial_seeds=1,
+        adversarial_distortion_examples=100,
         expected_minutes=3,  # measured: 2 min 39 s for all six chapters and the HTML, empty cache, 2 CPU cores
     ),
     "full": Profile(
