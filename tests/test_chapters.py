@@ -48,3 +48,25 @@ def test_blind_spots_table_and_exact_comparison(tiny):
     exact = blind_spots.exact_comparison(tiny)
     blind_spots.check_exact(exact)
     assert list(exact.index) == ["softmax1", "softmax2", "softmax3"]
+
+
+def _seeds(errors: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [{"variant": v, "seed": s, "test error": e} for v, es in errors.items() for s, e in enumerate(es)]
+    return pd.DataFrame(rows).set_index(["variant", "seed"])
+
+
+def test_an_ordering_holds_reverses_or_is_unresolved_by_its_standard_error(tiny):
+    from intriguing.chapters import adversarial_training as chapter
+
+    found = _seeds({"pools at every layer": [1.1, 1.2, 1.3], "dropout": [1.5, 1.6, 1.7],
+                    "weight decay": [1.5, 1.7, 1.9], "pool at hidden layer 2": [2.3, 2.4, 2.5],
+                    "pool at hidden layer 1": [1.0, 3.0, 2.0], "pool at the input": [1.9, 2.0, 2.1]})
+    order = chapter.orderings(found)
+    # pools < dropout: -0.4 pp, standard error √(0.01/3 + 0.01/3) = 0.0816, z = -4.9.
+    assert order.loc["pools at every layer < dropout", "z"] == pytest.approx(-0.4 / (0.02 / 3) ** 0.5)
+    assert order.loc["pools at every layer < dropout", "verdict"] == "holds"
+    assert order.loc["dropout < weight decay", "verdict"] == "not resolved"  # -0.1 pp, z = -0.77
+    assert order.loc["pool at hidden layer 2 < pool at the input", "verdict"] == "reversed"  # +0.4 pp, z = 4.9
+    chapter.check_orderings(order, tiny)
+    single = chapter.orderings(found.xs(0, level="seed", drop_level=False))
+    assert (single["verdict"] == "not resolved").all()  # one seed: no spread, no verdict
