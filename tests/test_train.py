@@ -178,3 +178,13 @@ def test_fit_rejects_an_empty_training_set():
     with pytest.raises(ValueError, match="empty set"):
         train.fit(build_model("softmax1"), get_spec("softmax1"), empty, lbfgs_iterations={"softmax": 1},
                   conv_epochs=1)
+
+
+def test_a_network_the_window_test_did_not_stop_is_its_own_run_to_the_cap(monkeypatch, tiny):
+    windowed = replace(tiny, converge_below=0.05)  # 30 iterations: too few for a 100-iteration window
+    stopped = artifacts.trained_network("N100-100-10", windowed)
+    assert stopped.stages["lbfgs"].stop == "cap"
+    monkeypatch.setattr(artifacts, "fit", lambda *a, **k: pytest.fail("trained the same run twice"))
+    capped = artifacts.trained_network("N100-100-10", windowed, to_cap=True)
+    for p, q in zip(stopped.model.parameters(), capped.model.parameters()):
+        assert torch.equal(p, q)

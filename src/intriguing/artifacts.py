@@ -103,6 +103,10 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
         raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
     spec = _spec(name, seed)
     profile = get_profile(profile)
+    if to_cap and spec.family != "conv" and profile.converge_below is not None:
+        stopped = trained_network(name, profile, decay_mode, seed)
+        if not any(log.stop == "window" for log in stopped.stages.values()):
+            return stopped  # the window test stopped no stage: this run is the run to the cap
     config = training_config(spec, profile, decay_mode, to_cap)
     model = build_model(spec)
 
