@@ -4,12 +4,15 @@ Three layers, each importing only from the ones below (see the README):
 
 - primitives, which know nothing of the book: :mod:`~intriguing.data`, :mod:`~intriguing.models`,
   :mod:`~intriguing.train`, :mod:`~intriguing.lbfgs_box`, :mod:`~intriguing.attacks`,
-  :mod:`~intriguing.evaluate`, :mod:`~intriguing.transfer`, :mod:`~intriguing.units`,
-  :mod:`~intriguing.spectral`, :mod:`~intriguing.imagenet`, :mod:`~intriguing.peers`,
-  :mod:`~intriguing.cache`, :mod:`~intriguing.hardware`, :mod:`~intriguing.profiles`,
-  :mod:`~intriguing.paper`, :mod:`~intriguing.plots`;
+  :mod:`~intriguing.adversarial_training`, :mod:`~intriguing.evaluate`, :mod:`~intriguing.transfer`,
+  :mod:`~intriguing.units`, :mod:`~intriguing.spectral`, :mod:`~intriguing.imagenet`,
+  :mod:`~intriguing.peers`, :mod:`~intriguing.cache`, :mod:`~intriguing.hardware`,
+  :mod:`~intriguing.timing`, :mod:`~intriguing.profiles`, :mod:`~intriguing.paper`,
+  :mod:`~intriguing.plots`;
 - :mod:`~intriguing.artifacts`: the cached, profile-keyed results that several chapters share;
 - :mod:`intriguing.chapters`: one module per chapter notebook.
+
+``python -m intriguing`` is the command line (:mod:`intriguing.cli`).
 
 The names below are the library's entry points; every module's ``__all__`` lists the rest.
 """
