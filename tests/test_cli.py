@@ -65,3 +65,13 @@ def test_profiles_prints_each_profile_and_its_measured_time():
     assert done.returncode == 0
     assert "profile 'smoke'" in done.stdout and "profile 'full'" in done.stdout
     assert "measured:" in done.stdout  # from timings/<profile>.json
+
+
+def test_the_intros_summary_counts_each_verdict_per_table():
+    rows = [{"chapter": "networks", "table": "Table 1", "verdict": v}
+            for v in ["within tolerance"] * 10 + ["outside, a recorded deviation"] * 2]
+    rows += [{"chapter": "cross_model", "table": "Table 2", "verdict": "outside"}]
+    text = cli.summary_markdown({"profile": "full", "comparisons": rows})
+    assert "| networks | Table 1 | 10 | 2 | 0 |" in text
+    assert "| cross_model | Table 2 | 0 | 0 | 1 |" in text
+    assert "| **all** | | **10** | **2** | **1** |" in text

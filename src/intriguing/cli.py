@@ -29,7 +29,7 @@ from typing import Any
 from . import cache, paper, timing
 from .profiles import PROFILES, get_profile
 
-__all__ = ["build", "cache_info", "chapters", "main"]
+__all__ = ["build", "cache_info", "chapters", "main", "summary_markdown"]
 
 BUILD = Path("_build")
 
@@ -127,6 +127,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
         _hide_injected_parameters(src / f"{known[name]}.ipynb")
 
     results = _results(root / BUILD / "html" / "results.json", comparisons, profile, kept)
+    cache.atomic_write_text(summary_markdown(results), src / "book" / "results_summary.md")
 
     jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror", "--keep-going"],
@@ -156,6 +157,24 @@ def _results(previous: Path, comparisons: Path, profile: str, kept: list[str]) -
     for row in rows:
         verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
     return {"profile": profile, "verdicts": verdicts, "comparisons": rows}
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    """The intro's summary of results.json: per chapter and table, how many compared numbers are within
+    tolerance, outside as a recorded deviation, and outside."""
+    verdicts = ("within tolerance", "outside, a recorded deviation", "outside")
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in results["comparisons"]:
+        cell = counts.setdefault((row["chapter"], row["table"]), dict.fromkeys(verdicts, 0))
+        cell[row["verdict"]] += 1
+    lines = [f"Profile `{results['profile']}`: every number a chapter compares with the paper, counted by verdict "
+             "(each number, with the paper's value and the tolerance, is in this build's `results.json`).", "",
+             "| chapter | table | " + " | ".join(verdicts) + " |", "|---|---|" + "---|" * len(verdicts)]
+    for (chapter, table), cell in counts.items():
+        lines.append(f"| {chapter} | {table} | " + " | ".join(str(cell[v]) for v in verdicts) + " |")
+    total = {v: sum(c[v] for c in counts.values()) for v in verdicts}
+    lines.append("| **all** | | " + " | ".join(f"**{total[v]}**" for v in verdicts) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _size(n_bytes: float) -> str:
