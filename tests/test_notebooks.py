@@ -44,9 +44,14 @@ def test_has_a_hidden_profile_parameter(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_colab_cell_is_hidden(path):
+def test_colab_cell_is_hidden_and_reads_the_repository_from_its_parameter(path):
     colab = [c for c in cells(path) if "google.colab" in "".join(c["source"])]
     assert colab and all(HIDDEN in c.get("metadata", {}).get("tags", []) for c in colab)
+    assert all('git+{repository}"' in "".join(c["source"]) for c in colab)
+    params = [c for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert "repository = None" in "".join(params[0]["source"])
+    # The repository is named in _config.yml only: no notebook carries a copy of it.
+    assert "github.com" not in path.read_text()
 
 
 def test_every_notebook_is_in_the_toc():

@@ -33,4 +33,4 @@ def test_the_workflows_run_the_readmes_commands():
     assert any(step.get("run") == "bash scripts/run_tests.sh" for step in tests["jobs"]["tests"]["steps"])
     assert 'bash scripts/build_book.sh "$PROFILE"' in book
     assert '["self-hosted", "gpu"]' in book and "~/.cache/intriguing" in book
-    assert "_build/html/timings.json" in book and "actions/deploy-pages" in book
+    assert "_build/html/timings.json" in book and "publish_branch: gh-pages" in book

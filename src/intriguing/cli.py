@@ -29,7 +29,7 @@ from typing import Any
 from . import cache, paper, timing
 from .profiles import PROFILES, get_profile
 
-__all__ = ["build", "cache_info", "chapters", "main", "summary_markdown"]
+__all__ = ["build", "cache_info", "chapters", "main", "repository_url", "summary_markdown"]
 
 BUILD = Path("_build")
 
@@ -45,6 +45,18 @@ def chapters(root: Path) -> dict[str, str]:
     toc = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
     files = [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]
     return {Path(f).name: f for f in files if (root / f"{f}.ipynb").exists()}
+
+
+def repository_url(root: Path) -> str:
+    """``repository.url`` of ``_config.yml``: the one place that names the repository. The build passes it
+    to every chapter, whose Colab cell installs the library from it."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    url = (config.get("repository") or {}).get("url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise ValueError(f"_config.yml's repository.url must be an https URL, got {url!r}")
+    return url
 
 
 def _executed_profile(path: Path) -> str | None:
@@ -87,6 +99,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     import papermill
 
     profile = get_profile(profile_name).name
+    repository = repository_url(root)
     known = chapters(root)
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -120,7 +133,8 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
         began = time.perf_counter()
         os.environ[paper.CHAPTER_VAR] = name
         papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
-                                   parameters={"profile": profile}, cwd=str(root / "book"), log_output=True)
+                                   parameters={"profile": profile, "repository": repository}, cwd=str(root / "book"),
+                                   log_output=True)
         seconds = time.perf_counter() - began
         timing.record("chapter", name, seconds)
         print(f"=== {name} took {seconds:.0f} s", flush=True)
