@@ -114,6 +114,7 @@ def training_summary(profile: Profile | str | None = None) -> pd.DataFrame:
     for name in NETWORKS:
         for stage, log in trained_network(name, profile).stages.items():
             fall = 100 * window_fall(log.losses) if stage != "adam" else float("nan")
+            fall = fall if fall != float("inf") else float("nan")  # a stage shorter than the window
             rows.append({"network": name, "stage": stage, "iterations": log.iterations, "stopped by": log.stop,
                          "seconds": round(log.seconds, 1), "final loss": log.losses[-1],
                          f"fall over the last {CONVERGENCE_WINDOW} its (%)": fall})
