@@ -177,6 +177,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "Unexplained. Our four amplified cross-training-set cells lie close together, where the paper's spread "
         "from 22 % to 50 %; this cell is the paper's lowest.",
         "the cross-training-set chapter: the four amplified cross-training-set cells, ours and the paper's"),
+    Deviation(
+        "Table 4", "Distorted for M2, amplified", "M1", "full",
+        "Unexplained in this build. Since the full profile stops L-BFGS at the window test (M1, M1' and M2 "
+        "after 350-375 iterations), this cell reads 43 %; with the three trained to the 1,200-iteration cap "
+        "(the earlier builds) it read 34.9 %, inside the tolerance. The search is not the cause: the earlier "
+        "search's settings give 43.3 % on the same networks. No build yet measures both trainings side by side.",
+        "the cross-training-set chapter: the four amplified cross-training-set cells, ours and the paper's"),
 )
 """Every cell we know to lie outside its tolerance, by table and profile."""
 
