@@ -70,3 +70,16 @@ def test_an_ordering_holds_reverses_or_is_unresolved_by_its_standard_error(tiny)
     chapter.check_orderings(order, tiny)
     single = chapter.orderings(found.xs(0, level="seed", drop_level=False))
     assert (single["verdict"] == "not resolved").all()  # one seed: no spread, no verdict
+
+
+def test_the_tuning_picks_the_best_held_out_setting_with_and_without_dropout():
+    from intriguing.chapters import adversarial_training as chapter
+
+    tuned = pd.DataFrame({"lr": [1e-3, 1e-3, 1e-3, 3e-3, 3e-3, 3e-3],
+                          "input dropout": [0.0, 0.0, 0.2, 0.0, 0.0, 0.2],
+                          "hidden dropout": [0.0, 0.2, 0.5, 0.0, 0.2, 0.5],
+                          "held-out error (%)": [2.4, 2.0, 3.0, 2.1, 2.5, 1.9]})
+    assert chapter.choose(tuned) == {"weight decay": {"lr": 3e-3},
+                                     "dropout": {"lr": 3e-3, "dropout_input": 0.2, "dropout_hidden": 0.5}}
+    with pytest.raises(ValueError, match="both with and without dropout"):
+        chapter.choose(tuned[tuned["input dropout"] == 0.2])

@@ -1,5 +1,6 @@
 """``python -m intriguing``: its commands, their help, and clear errors for what does not exist."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,30 @@ def test_the_intros_summary_counts_each_verdict_per_table():
     assert "| networks | Table 1 | 10 | 2 | 0 |" in text
     assert "| cross_model | Table 2 | 0 | 0 | 1 |" in text
     assert "| **all** | | **10** | **2** | **1** |" in text
+
+
+def test_a_failing_chapter_does_not_stop_the_others(tmp_path, isolated_cache, monkeypatch):
+    import nbformat
+    import papermill
+
+    for name in ("_toc.yml", "_config.yml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "book").mkdir()
+    for f in cli.chapters(ROOT).values():
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), tmp_path / f"{f}.ipynb")
+    executed = []
+
+    def execute(source, out, **kwargs):
+        executed.append(Path(out).stem)
+        Path(out).write_text(Path(source).read_text())
+        if Path(out).stem == "units":
+            raise papermill.PapermillExecutionError(0, 1, "boom", "PaperMismatch", "outside\nmore", [])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: (tmp_path / "_build" / "html").mkdir(parents=True))
+    with pytest.raises(cli.BuildFailed, match=r"units \(PaperMismatch: outside\)"):
+        cli.build("smoke", [], root=tmp_path)
+    assert executed == [Path(f).stem for f in cli.chapters(ROOT).values()]  # every chapter ran
+    record = json.loads((tmp_path / "_build" / "html" / "timings.json").read_text())
+    assert record["chapters_failed"] == {"units": "PaperMismatch: outside"}
+    assert not (tmp_path / "timings" / "smoke.json").exists()  # a failed build is not the profile's record

@@ -11,7 +11,9 @@ the named chapters (default: all) with papermill into ``_build/src``, keeps the 
 executed copies from an earlier build of the same profile, renders ``_build/html`` with Jupyter
 Book, and writes beside it the build's timing record (:mod:`intriguing.timing`) and
 ``results.json``: every number a chapter compared with the paper (:func:`intriguing.paper.compare_with_paper`),
-with the paper's value, ours, the tolerance and the verdict.
+with the paper's value, ours, the tolerance and the verdict. A chapter whose execution fails (a check
+outside its tolerance, say) does not stop the others: the book is rendered with the failing cell's
+error in place, the records name the failed chapters, and the command exits with status 1.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ from typing import Any
 from . import cache, paper, timing
 from .profiles import PROFILES, get_profile
 
-__all__ = ["build", "cache_info", "chapters", "main", "repository_url", "summary_markdown"]
+__all__ = ["BuildFailed", "build", "cache_info", "chapters", "main", "repository_url", "summary_markdown"]
 
 BUILD = Path("_build")
+
+
+class BuildFailed(RuntimeError):
+    """One or more chapters failed to execute; the rest of the build went on."""
 
 
 def chapters(root: Path) -> dict[str, str]:
@@ -95,6 +101,8 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     Raises:
         ValueError: an unknown chapter or profile, or a chapter left out that no earlier build of
             this profile executed.
+        BuildFailed: a chapter's execution failed; raised after every chapter ran and the records
+            were written.
     """
     import papermill
 
@@ -128,13 +136,18 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     os.environ[paper.RESULTS_VAR] = str(comparisons.resolve())
     os.environ["INTRIGUING_PROFILE"] = profile
     cold = not any(cache.cache_dir().rglob("*.pt"))
+    failed: dict[str, str] = {}
     for name in selected:
         print(f"=== executing {known[name]}.ipynb ({profile})", flush=True)
         began = time.perf_counter()
         os.environ[paper.CHAPTER_VAR] = name
-        papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
-                                   parameters={"profile": profile, "repository": repository}, cwd=str(root / "book"),
-                                   log_output=True)
+        try:
+            papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
+                                       parameters={"profile": profile, "repository": repository},
+                                       cwd=str(root / "book"), log_output=True)
+        except papermill.PapermillExecutionError as error:
+            failed[name] = f"{error.ename}: {error.evalue}".splitlines()[0]
+            print(f"=== {name} FAILED: {failed[name]}", flush=True)
         seconds = time.perf_counter() - began
         timing.record("chapter", name, seconds)
         print(f"=== {name} took {seconds:.0f} s", flush=True)
@@ -149,13 +162,16 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     record = timing.summarise(events, profile, time.perf_counter() - start)
     record["cache_at_start"] = "empty" if cold else "warm"
     record["chapters_executed"] = "all" if not kept else selected
+    record["chapters_failed"] = failed
     text = json.dumps(record, indent=1) + "\n"
     cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
     cache.atomic_write_text(json.dumps(results, indent=1) + "\n", root / BUILD / "html" / "results.json")
-    if cold and not kept:  # the README's table records cold builds of the whole book
+    if cold and not kept and not failed:  # the README's table records cold, whole, passing builds
         cache.atomic_write_text(text, root / "timings" / f"{profile}.json")
     print(f"The book is at {(root / BUILD / 'html' / 'index.html').resolve()}; "
           f"its timing record is {BUILD / 'html' / 'timings.json'}")
+    if failed:
+        raise BuildFailed("chapter(s) failed: " + "; ".join(f"{name} ({why})" for name, why in failed.items()))
     return record
 
 
@@ -260,4 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BuildFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0

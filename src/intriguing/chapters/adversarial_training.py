@@ -22,8 +22,8 @@ from ..models import FC_DECAY, SigmoidMLP
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 
-__all__ = ["DROPOUT_TRIED", "EXPECTED_ORDERINGS", "ORDERINGS", "VARIANTS", "check_orderings", "compare_paper",
-           "dropout_tuning", "error_curves", "orderings", "pool_search_cost", "results", "summary"]
+__all__ = ["DROPOUT_TRIED", "EXPECTED_ORDERINGS", "ORDERINGS", "VARIANTS", "check_orderings", "choose",
+           "compare_paper", "error_curves", "orderings", "pool_search_cost", "results", "summary", "tuning"]
 
 FORMAT = 1  # bump to retrain every variant after a change to how they are trained
 HIDDEN = (100, 100)
@@ -36,10 +36,11 @@ VARIANTS = {
     "pools at every layer": (0, 1, 2),
 }
 """Variant -> its pooled layers (0: the input). Every variant keeps the FC networks' weight decay;
-"dropout" adds the dropout rates chosen by :func:`dropout_tuning`."""
-DROPOUT_TRIED = [(0.0, 0.2), (0.0, 0.5), (0.2, 0.5)]
-"""(input, hidden) dropout rates tried on a held-out part of the training set."""
-VALIDATION = 10_000  # training images held out to tune dropout (a 1/6 share of a subset)
+"dropout" adds the dropout rates chosen by :func:`tuning`, and every variant trains with the
+learning rate chosen there (:func:`choose`)."""
+DROPOUT_TRIED = [(0.0, 0.0), (0.0, 0.2), (0.0, 0.5), (0.2, 0.5)]
+"""(input, hidden) dropout rates tried on a held-out part of the training set; (0, 0) is weight decay alone."""
+VALIDATION = 10_000  # training images held out for the tuning (a 1/6 share of a subset)
 ORDERINGS = [
     ("pools at every layer", "dropout"),
     ("dropout", "weight decay"),
@@ -81,31 +82,57 @@ def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, pr
     return TrainedVariant(model.eval(), record["curve"]["test_error"], record["curve"]["seconds"])
 
 
-def dropout_tuning(profile: Profile | str | None = None) -> pd.DataFrame:
-    """The dropout rates tried: each trained on the profile's training images minus a held-out share,
-    with the first seed, and its error (%) on the held-out images."""
+def tuning(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Every learning rate of the profile with every dropout setting of :data:`DROPOUT_TRIED`: each
+    trained with the first seed on the profile's training images minus a held-out share, and its
+    error (%) on the held-out images.
+
+    Returns:
+        One row per setting: ``lr``, ``input dropout``, ``hidden dropout``, ``held-out error (%)``.
+    """
     profile = get_profile(profile)
     train = training_split("train", profile)
     held = min(VALIDATION, len(train) // 6)
     fit, check = train.subset(slice(0, len(train) - held)), train.subset(slice(len(train) - held, len(train)))
     rows = []
-    for p_in, p_hidden in DROPOUT_TRIED:
-        settings = replace(profile.adversarial_training, pool_layers=(), dropout_input=p_in, dropout_hidden=p_hidden)
-        net = _train("dropout-tuning", settings, fit, profile, 0, {"held_out": held})
-        rows.append({"input dropout": p_in, "hidden dropout": p_hidden,
-                     "held-out error (%)": 100 * error_rate(net.model, check)})
+    for lr in profile.adversarial_learning_rates:
+        for p_in, p_hidden in DROPOUT_TRIED:
+            settings = replace(profile.adversarial_training, pool_layers=(), lr=lr, dropout_input=p_in,
+                               dropout_hidden=p_hidden)
+            net = _train("tuning", settings, fit, profile, 0, {"held_out": held})
+            rows.append({"lr": lr, "input dropout": p_in, "hidden dropout": p_hidden,
+                         "held-out error (%)": 100 * error_rate(net.model, check)})
     return pd.DataFrame(rows)
 
 
-def _settings(variant: str, profile: Profile, tuning: pd.DataFrame) -> AdversarialTrainingSettings:
-    base = replace(profile.adversarial_training, pool_layers=VARIANTS[variant])
-    if variant != "dropout":
-        return base
-    best = tuning.loc[tuning["held-out error (%)"].idxmin()]
-    return replace(base, dropout_input=float(best["input dropout"]), dropout_hidden=float(best["hidden dropout"]))
+def choose(tuned: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The settings a :func:`tuning` table picks: for ``"weight decay"`` (and every pooled variant)
+    the learning rate with the lowest held-out error without dropout, for ``"dropout"`` the learning
+    rate and rates with the lowest held-out error among the settings with dropout.
+
+    Returns:
+        ``{"weight decay": {"lr": …}, "dropout": {"lr": …, "dropout_input": …, "dropout_hidden": …}}``.
+
+    Raises:
+        ValueError: the table lacks settings with dropout or without it.
+    """
+    plain = (tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)
+    if not plain.any() or plain.all():
+        raise ValueError("the tuning table needs settings both with and without dropout")
+    best_plain = tuned.loc[tuned.loc[plain, "held-out error (%)"].idxmin()]
+    best_dropout = tuned.loc[tuned.loc[~plain, "held-out error (%)"].idxmin()]
+    return {"weight decay": {"lr": float(best_plain["lr"])},
+            "dropout": {"lr": float(best_dropout["lr"]), "dropout_input": float(best_dropout["input dropout"]),
+                        "dropout_hidden": float(best_dropout["hidden dropout"])}}
 
 
-def results(profile: Profile | str | None = None, tuning: pd.DataFrame | None = None) -> pd.DataFrame:
+def _settings(variant: str, profile: Profile, tuned: pd.DataFrame) -> AdversarialTrainingSettings:
+    chosen = choose(tuned)["dropout" if variant == "dropout" else "weight decay"]
+    return replace(profile.adversarial_training, pool_layers=VARIANTS[variant], lr=chosen["lr"],
+                   dropout_input=chosen.get("dropout_input", 0.0), dropout_hidden=chosen.get("dropout_hidden", 0.0))
+
+
+def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every variant and seed: test and training error (%), the average minimum distortion of its
     adversarial test images (random targets, the book's search), and its training time.
 
@@ -114,12 +141,12 @@ def results(profile: Profile | str | None = None, tuning: pd.DataFrame | None = 
         ``success (%)``, ``seconds`` and ``curve`` (the test error after each epoch).
     """
     profile = get_profile(profile)
-    tuning = dropout_tuning(profile) if tuning is None else tuning
+    tuned = tuning(profile) if tuned is None else tuned
     train, test = training_split("train", profile), load_mnist("test")
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = []
     for variant in VARIANTS:
-        settings = _settings(variant, profile, tuning)
+        settings = _settings(variant, profile, tuned)
         for seed in range(profile.adversarial_seeds):
             net = _train(variant, settings, train, profile, seed, {})
             attack = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
@@ -185,11 +212,11 @@ def check_orderings(found: pd.DataFrame, profile: Profile) -> None:
         assert measured == EXPECTED_ORDERINGS, (measured, EXPECTED_ORDERINGS)
 
 
-def pool_search_cost(profile: Profile | str | None = None) -> pd.DataFrame:
+def pool_search_cost(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
     """The pools' cheaper search against the chapter's, on the weight-decay network's first seed and the
     same attacked test images: mean distortion, success and seconds per 1000 examples."""
     profile = get_profile(profile)
-    settings = _settings("weight decay", profile, pd.DataFrame())
+    settings = _settings("weight decay", profile, tuning(profile) if tuned is None else tuned)
     model = _train("weight decay", settings, training_split("train", profile), profile, 0, {}).model
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = {}
