@@ -184,6 +184,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "(the earlier builds) it read 34.9 %, inside the tolerance. The search is not the cause: the earlier "
         "search's settings give 43.3 % on the same networks. No build yet measures both trainings side by side.",
         "the cross-training-set chapter: the four amplified cross-training-set cells, ours and the paper's"),
+    Deviation(
+        "§4.2 adversarial training", "pools at every layer", "Test error", "full",
+        "Unexplained. Our pools at every layer give about 3.5 % test error where the paper reports below "
+        "1.2 %. What we measured: the pool at the input alone gives as much (3.4 %) and raises the training "
+        "error from 0.01 % to 2.7 %, while a pool at hidden layer 2 costs nothing (2.2 %, as weight decay); "
+        "the paper does not state its pool's search, mixing or schedule.",
+        "the adversarial-training chapter: the variants seed by seed, and the paper's orderings"),
 )
 """Every cell we know to lie outside its tolerance, by table and profile."""
 
