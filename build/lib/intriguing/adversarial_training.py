@@ -1,0 +1,297 @@
+"""Adversarial training (§4.2): a pool of minimum-distortion examples, made at the input or at a hidden
+layer's output, kept mixed into the training minibatches and continuously refreshed.
+
+For a sigmoid network 784-h1-...-10 (:class:`intriguing.models.SigmoidMLP`), layer k's output h_k
+(k = 0 is the input, k = 1, 2, … the hidden layers' sigmoid outputs) lies in [0, 1]. The network
+*above* layer k maps h_k to logits, and D(h_k, l) for it is the same box-constrained problem as
+for images: :func:`layer_adversarial` hands h_k, shaped (N, 1, 1, d_k), to the book's batched
+search, :func:`intriguing.attacks.min_distortion_attack`. An example made at layer k enters the
+network at layer k, so it trains only the layers above k.
+
+A full-batch L-BFGS objective cannot hold a pool that changes all the time, so this training runs
+on minibatches (Adam); :func:`adversarial_fit` with no pool is the same minibatch training without
+adversarial examples, for comparison.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
+from .data import Split
+from .hardware import device
+from .models import SigmoidMLP
+
+__all__ = ["AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove", "TrainingCurve", "adversarial_fit", "forward_from",
+           "layer_adversarial", "layer_output"]
+
+
+@dataclass(frozen=True)
+class AdversarialTrainingSettings:
+    """How one network is trained, with or without pools of adversarial examples.
+
+    Attributes:
+        pool_layers: the layers that keep a pool (0: the input; 1, 2, …: hidden outputs); () trains
+            without adversarial examples.
+        pool_size: examples in each layer's pool.
+        refresh_every: minibatch steps between refreshes.
+        refresh_share: the share of each pool replaced by new examples at a refresh, in (0, 1].
+        mix: pooled examples per clean example in every minibatch, shared equally between the
+            pooled layers.
+        epochs: passes over the clean training images.
+        pool_start: the epoch the pools start in (0: at once). A pool made against an untrained
+            network holds layer outputs of a representation the network no longer has.
+        batch_size: clean images per minibatch.
+        lr: Adam's learning rate (halved at 50 % and 75 % of the epochs).
+        dropout_input, dropout_hidden: dropout on the input and on each hidden output (0: none).
+        search: the search that makes the pool's examples (cheaper than the chapters' own).
+    """
+
+    pool_layers: tuple[int, ...] = ()
+    pool_size: int = 10_000
+    refresh_every: int = 100
+    refresh_share: float = 0.1
+    mix: float = 0.5
+    epochs: int = 24
+    pool_start: int = 4
+    batch_size: int = 128
+    lr: float = 1e-3
+    dropout_input: float = 0.0
+    dropout_hidden: float = 0.0
+    search: SearchSettings = field(default_factory=lambda: SearchSettings(c_steps=4, max_iter=20))
+
+    def __post_init__(self) -> None:
+        if len(set(self.pool_layers)) != len(self.pool_layers) or any(k < 0 for k in self.pool_layers):
+            raise ValueError(f"pool_layers must be distinct non-negative layers, got {self.pool_layers}")
+        if not 0 < self.refresh_share <= 1:
+            raise ValueError(f"refresh_share must lie in (0, 1], got {self.refresh_share}")
+        for name in ("pool_size", "refresh_every", "epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.pool_start < self.epochs:
+            raise ValueError(f"pool_start must lie in [0, epochs), got {self.pool_start}")
+        if not self.mix >= 0 or not self.lr > 0:
+            raise ValueError(f"mix must be non-negative and lr positive, got {self.mix}, {self.lr}")
+        for name in ("dropout_input", "dropout_hidden"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+
+    def key(self) -> dict[str, object]:
+        """Every setting, as a cache key."""
+        fields = asdict(self)
+        fields["search"] = self.search.key()
+        return fields
+
+
+def _layers(model: SigmoidMLP) -> list[nn.Linear]:
+    return [m for m in model.layers if isinstance(m, nn.Linear)]
+
+
+def _check_layer(model: SigmoidMLP, k: int) -> None:
+    hidden = len(_layers(model)) - 1
+    if not 0 <= k <= hidden:
+        raise ValueError(f"layer {k} does not exist: the network has the input (0) and {hidden} hidden layer(s)")
+
+
+def forward_from(model: SigmoidMLP, h: Tensor, k: int, *, dropout_hidden: float = 0.0) -> Tensor:
+    """The logits of the network above layer ``k`` for layer-k outputs ``h`` (N, ...) -> (N, 10),
+    with dropout on the hidden outputs above k when ``dropout_hidden`` > 0."""
+    _check_layer(model, k)
+    linears = _layers(model)
+    out = h.flatten(1)
+    for i, linear in enumerate(linears[k:], start=k):
+        out = linear(out)
+        if i < len(linears) - 1:
+            out = torch.sigmoid(out)
+            if dropout_hidden:
+                out = F.dropout(out, dropout_hidden, training=True)
+    return out
+
+
+def layer_output(model: SigmoidMLP, images: Tensor, k: int) -> Tensor:
+    """h_k for every image: (N, 1, 28, 28) -> (N, d_k), the input flattened for k = 0."""
+    _check_layer(model, k)
+    h = images.flatten(1)
+    for linear in _layers(model)[:k]:
+        h = torch.sigmoid(linear(h))
+    return h
+
+
+class NetworkAbove(nn.Module):
+    """The layers of ``model`` above layer ``k``, as a module: (N, ...) layer-k outputs -> (N, 10) logits."""
+
+    def __init__(self, model: SigmoidMLP, k: int) -> None:
+        super().__init__()
+        _check_layer(model, k)
+        self.model, self.k = model, k
+
+    def forward(self, h: Tensor) -> Tensor:
+        return forward_from(self.model, h, self.k)
+
+
+def layer_adversarial(model: SigmoidMLP, images: Tensor, targets: Tensor, k: int, *, labels: Tensor | None = None,
+                      settings: SearchSettings = SearchSettings()) -> tuple[Tensor, AttackResult]:
+    """D(h_k, l): the closest layer-k output in [0, 1] that the layers above classify as the target.
+
+    Args:
+        model: a sigmoid network.
+        images: (N, 1, 28, 28) in [0, 1]; targets: (N,) target labels; labels: (N,) true labels.
+        k: the layer (0: the input itself).
+        settings: the search's settings.
+
+    Returns:
+        The adversarial layer-k outputs (N, d_k) in [0, 1], and the search's result (its tensors
+        shaped (N, 1, 1, d_k)).
+    """
+    with torch.no_grad():
+        h = layer_output(model.eval(), images.to(next(model.parameters()).device), k).cpu()
+    result = min_distortion_attack(NetworkAbove(model, k), h.view(len(h), 1, 1, -1), targets, labels=labels,
+                                   settings=settings, progress=False)
+    return result.adversarial.flatten(1), result
+
+
+class AdversarialPool:
+    """A pool of adversarial examples per layer, each with its true label.
+
+    Args:
+        layers: the pooled layers.
+        size: examples per pool.
+    """
+
+    def __init__(self, layers: tuple[int, ...], size: int) -> None:
+        self.layers, self.size = layers, size
+        self.inputs: dict[int, Tensor] = {}
+        self.labels: dict[int, Tensor] = {}
+
+    def refresh(self, model: SigmoidMLP, data: Split, share: float, generator: torch.Generator,
+                settings: SearchSettings) -> dict[int, int]:
+        """Replace ``share`` of each pool (all of an empty one) with examples made against ``model``
+        now, from random images of ``data`` towards random wrong targets.
+
+        Returns:
+            Layer -> how many examples were replaced.
+        """
+        replaced = {}
+        for k in self.layers:
+            full = k in self.inputs
+            n = max(1, round(share * self.size)) if full else self.size
+            pick = torch.randint(len(data), (n,), generator=generator)
+            labels = data.labels[pick].cpu()
+            targets = random_targets(labels, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            adversarial, _ = layer_adversarial(model, data.images[pick].cpu(), targets, k, labels=labels,
+                                               settings=settings)
+            if not full:
+                self.inputs[k], self.labels[k] = adversarial, labels
+            else:
+                slots = torch.randperm(self.size, generator=generator)[:n]
+                self.inputs[k][slots], self.labels[k][slots] = adversarial, labels
+            replaced[k] = n
+        return replaced
+
+    def sample(self, k: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` random examples of layer ``k``'s pool, with their labels."""
+        pick = torch.randint(self.size, (n,), generator=generator)
+        return self.inputs[k][pick], self.labels[k][pick]
+
+
+@dataclass
+class TrainingCurve:
+    """What :func:`adversarial_fit` did.
+
+    Attributes:
+        epochs: 1, 2, … for each recorded point.
+        train_loss: the mean clean minibatch loss of each epoch.
+        test_error: the error (%) on the evaluation set after each epoch (empty without one).
+        refreshes: pool refreshes done.
+        seconds: wall time.
+    """
+
+    epochs: list[int]
+    train_loss: list[float]
+    test_error: list[float]
+    refreshes: int
+    seconds: float
+
+
+def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainingSettings, *,
+                    weight_decay: tuple[float, ...], seed: int, evaluation: Split | None = None,
+                    progress: bool = True) -> TrainingCurve:
+    """Train ``model`` in place on minibatches of ``data``, mixing in examples of the pools.
+
+    Every step's loss is the clean minibatch's cross-entropy, plus that of ``mix`` pooled examples
+    per clean one (split equally between the pooled layers, each entering the network at its
+    layer), plus ½ λ Σw² per weight layer. Every ``refresh_every`` steps each pool has
+    ``refresh_share`` of its examples replaced by new ones made against the network as it is then.
+
+    Args:
+        model: an untrained sigmoid network; left on the CPU in eval mode.
+        data: training images (N, 1, 28, 28) in [0, 1] and labels (N,).
+        settings: see :class:`AdversarialTrainingSettings`.
+        weight_decay: λ for each weight layer, input side first.
+        seed: seeds the minibatch order, the pools' images and targets, and dropout.
+        evaluation: a labelled set whose error is recorded after every epoch.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`TrainingCurve`.
+    """
+    if len(data) == 0:
+        raise ValueError("cannot train on an empty set")
+    linears = _layers(model)
+    if len(weight_decay) != len(linears):
+        raise ValueError(f"{len(weight_decay)} weight-decay values for {len(linears)} weight layers")
+    for k in settings.pool_layers:
+        _check_layer(model, k)
+    dev = device()
+    model.to(dev)
+    images, labels = data.images.to(dev), data.labels.to(dev)
+    generator = torch.Generator().manual_seed(seed)
+    pool = AdversarialPool(settings.pool_layers, settings.pool_size)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
+    per_layer = round(settings.mix * settings.batch_size / len(settings.pool_layers)) if settings.pool_layers else 0
+    curve = TrainingCurve([], [], [], 0, 0.0)
+    start, step = time.perf_counter(), 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in tqdm(range(settings.epochs), desc="adversarial training", disable=not progress, leave=False):
+            order = torch.randperm(len(data), generator=generator).to(dev)
+            total, pooling = 0.0, per_layer and epoch >= settings.pool_start
+            for batch in order.split(settings.batch_size):
+                if pooling and (not pool.inputs or step % settings.refresh_every == 0):
+                    model.eval()
+                    pool.refresh(model, data, settings.refresh_share, generator, settings.search)
+                    curve.refreshes += 1
+                model.train()
+                x = images[batch].flatten(1)
+                if settings.dropout_input:
+                    x = F.dropout(x, settings.dropout_input, training=True)
+                loss = F.cross_entropy(forward_from(model, x, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
+                total += loss.item() * len(batch)
+                for k in settings.pool_layers if pooling else ():
+                    h, y = pool.sample(k, per_layer, generator)
+                    logits = forward_from(model, h.to(dev), k, dropout_hidden=settings.dropout_hidden)
+                    loss = loss + settings.mix / len(settings.pool_layers) * F.cross_entropy(logits, y.to(dev))
+                loss = loss + sum(0.5 * lam * layer.weight.pow(2).sum() for lam, layer in zip(weight_decay, linears))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+            schedule.step()
+            model.eval()
+            curve.epochs.append(epoch + 1)
+            curve.train_loss.append(total / len(data))
+            if evaluation is not None:
+                with torch.no_grad():
+                    wrong = (model(evaluation.images.to(dev)).argmax(1).cpu() != evaluation.labels.cpu())
+                curve.test_error.append(100 * wrong.double().mean().item())
+    model.cpu().eval()
+    curve.seconds = time.perf_counter() - start
+    return curve

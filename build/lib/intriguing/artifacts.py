@@ -1,0 +1,296 @@
+"""The cached, profile-keyed results that several chapters share, and the one builder of their cache keys.
+
+- trained networks (:func:`trained_network`), on the images a profile trains them on
+  (:func:`training_split`);
+- the images a profile attacks, with their random wrong targets drawn once (:func:`attacked_images`);
+- adversarial sets for training and test images (:func:`adversarial_set`), and the minimum over
+  all nine targets (:func:`min_over_targets`).
+
+Every result is stored by :mod:`intriguing.cache` under a key from :func:`result_key`: the
+network's training configuration (its seed included), the search's settings, the target seed
+and whatever selects the images. A chapter that caches a result of its own (a timed peer table,
+an exact optimum) calls :func:`cached` with the same key builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, astuple, dataclass, replace
+from typing import Any, TypeVar
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import cache
+from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
+from .data import N_CLASSES, Split, load_mnist, p1_p2_split
+from .evaluate import error_table
+from .imagenet import EFFICIENTNET_LITE0_SHA256
+from .models import NetworkSpec, build_model, get_spec
+from .paper import TABLE3
+from .profiles import Profile, get_profile
+from .train import DECAY_MODES, DEFAULT_DECAY, SPARSE_AE, FitLog, TrainedNetwork, fit
+
+__all__ = ["ATTACK_CHUNK", "TargetedImages", "adversarial_set", "adversarial_sets", "attacked_images", "cached",
+           "min_over_targets", "result_key", "table3_errors", "trained_models", "trained_network",
+           "training_config", "training_split"]
+
+T = TypeVar("T")
+
+TRAINING_FORMAT = 2  # bump to retrain every network after a change to how networks are trained
+SUBSET_SEED = 1234  # the seeded subset of a profile with train_subset
+ATTACK_CHUNK = 5000  # images per cached piece of an adversarial set: a killed run loses at most one piece
+OTHER_NETWORKS = {"efficientnet-lite0": {"weights": EFFICIENTNET_LITE0_SHA256}}
+"""Networks that are loaded, not trained, keyed by what identifies their weights."""
+
+
+def training_split(train_set: str, profile: Profile) -> Split:
+    """The training images a network sees: all of MNIST's training set, P1 or P2, cut to the
+    profile's seeded subset (each half to half of it)."""
+    train = load_mnist("train")
+    if train_set == "train":
+        index, size = torch.arange(len(train)), profile.train_subset
+    elif train_set in ("P1", "P2"):
+        index = p1_p2_split()[0 if train_set == "P1" else 1]
+        size = None if profile.train_subset is None else profile.train_subset // 2
+    else:
+        raise ValueError(f"unknown training set {train_set!r}; choose 'train', 'P1' or 'P2'")
+    if size is not None:
+        pick = torch.randperm(len(index), generator=torch.Generator().manual_seed(SUBSET_SEED))[:size]
+        index = index[pick.sort().values]
+    return train.subset(index)
+
+
+def training_config(spec: NetworkSpec, profile: Profile, decay_mode: str, to_cap: bool = False) -> dict[str, Any]:
+    """Everything that determines a trained network (its seed is in ``spec``): its cache key."""
+    config: dict[str, Any] = {"format": TRAINING_FORMAT, "spec": asdict(spec), "decay_mode": decay_mode,
+                              "train_subset": profile.train_subset}
+    if spec.family != "conv":
+        config["converge_below"] = None if to_cap else profile.converge_below
+    if spec.family == "conv":
+        config["conv_epochs"] = profile.conv_epochs
+    elif spec.family == "autoencoder":
+        config["iterations"] = [profile.lbfgs_iterations["autoencoder"], profile.lbfgs_iterations["ae_softmax"]]
+        config["sparse_ae"] = asdict(SPARSE_AE)
+    else:
+        config["iterations"] = profile.lbfgs_iterations[spec.family]
+    return config
+
+
+def _spec(name: str, seed: int | None) -> NetworkSpec:
+    spec = get_spec(name)
+    return spec if seed is None else replace(spec, seed=seed)
+
+
+def trained_network(name: str, profile: Profile | str | None = None, decay_mode: str = DEFAULT_DECAY,
+                    seed: int | None = None, to_cap: bool = False) -> TrainedNetwork:
+    """Network ``name`` trained as the profile says, or loaded from the cache.
+
+    Args:
+        name: a network of :data:`intriguing.models.NETWORKS`, e.g. ``"softmax1"``.
+        profile: a :class:`Profile`, a profile name, or None for the active profile.
+        decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`intriguing.train.weight_decay`).
+        seed: the initial weights' seed (None: the registry's).
+        to_cap: train every L-BFGS stage to the profile's iteration cap, without the window test
+            of ``profile.converge_below`` (the networks chapter's comparison).
+
+    Returns:
+        The trained network (eval mode, on the CPU) and its training logs.
+    """
+    if decay_mode not in DECAY_MODES:
+        raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
+    spec = _spec(name, seed)
+    profile = get_profile(profile)
+    if to_cap and spec.family != "conv" and profile.converge_below is not None:
+        stopped = trained_network(name, profile, decay_mode, seed)
+        if not any(log.stop == "window" for log in stopped.stages.values()):
+            return stopped  # the window test stopped no stage: this run is the run to the cap
+    config = training_config(spec, profile, decay_mode, to_cap)
+    model = build_model(spec)
+
+    def compute() -> dict[str, Any]:
+        stages = fit(model, spec, training_split(spec.train_set, profile), lbfgs_iterations=profile.lbfgs_iterations,
+                     conv_epochs=profile.conv_epochs, converge_below=None if to_cap else profile.converge_below,
+                     decay_mode=decay_mode,
+                     checkpoint=lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config))
+        from . import timing  # here, not above: `python -m intriguing.timing` must not find it imported
+
+        for stage, log in stages.items():
+            timing.record("training", name, log.seconds, stage=stage, iterations=log.iterations, stop=log.stop,
+                          seed=spec.seed, decay_mode=decay_mode, to_cap=to_cap)
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "stages": {k: asdict(v) for k, v in stages.items()}}
+
+    record = cache.cached("networks", name, config, compute)
+    model.load_state_dict(record["state_dict"])
+    model.cpu().eval()
+    return TrainedNetwork(name, model, decay_mode, {k: FitLog(**v) for k, v in record["stages"].items()})
+
+
+def trained_models(names: list[str], profile: Profile | str | None = None) -> dict[str, nn.Module]:
+    """Name -> the trained model, for each of ``names``."""
+    return {name: trained_network(name, profile).model for name in names}
+
+
+def table3_errors(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 3's error columns (%): M1, M1' and M2 on P1, P2 (as the profile cuts them) and the test set.
+    The networks chapter shows them; the cross-training-set chapter adds its distortions."""
+    profile = get_profile(profile)
+    return error_table(trained_models(list(TABLE3.index), profile),
+                       {"Error on P1": training_split("P1", profile), "Error on P2": training_split("P2", profile),
+                        "Error on Test": load_mnist("test")})
+
+
+def result_key(network: str, profile: Profile, *, settings: SearchSettings | None = None,
+               **selection: Any) -> dict[str, Any]:
+    """The cache key of a result computed on ``network``: what determines the network (its training
+    configuration, or its weights' checksum), the search's settings, the profile's training subset
+    and ``selection`` (the images, the target seed, …)."""
+    if network in OTHER_NETWORKS:
+        identity: dict[str, Any] = {"name": network, **OTHER_NETWORKS[network]}
+    else:
+        identity = training_config(get_spec(network), profile, DEFAULT_DECAY)
+    key = {"network": identity, "train_subset": profile.train_subset, **selection}
+    if settings is not None:
+        key["search"] = settings.key()
+    return key
+
+
+def cached(kind: str, network: str, profile: Profile, compute: Callable[[], T], *, name: str | None = None,
+           settings: SearchSettings | None = None, **selection: Any) -> T:
+    """``compute()``'s result for ``network``, stored under :func:`result_key` in the cache's ``kind``
+    folder, as ``name`` (default: the network's)."""
+    key = result_key(network, profile, settings=settings, **selection)
+    return cache.cached(kind, name or network, key, compute)
+
+
+@dataclass(frozen=True)
+class TargetedImages:
+    """Labelled images, each with a random wrong target label.
+
+    Attributes:
+        images: (N, 1, 28, 28) in [0, 1].
+        labels: (N,) true labels.
+        targets: (N,) target labels, never equal to ``labels``.
+        target_seed: the seed the targets were drawn with.
+    """
+
+    images: Tensor
+    labels: Tensor
+    targets: Tensor
+    target_seed: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: slice) -> TargetedImages:
+        return TargetedImages(self.images[index], self.labels[index], self.targets[index], self.target_seed)
+
+    @property
+    def split(self) -> Split:
+        return Split(self.images, self.labels)
+
+
+def attacked_images(split: str, profile: Profile | str | None = None, target_seed: int = 0) -> TargetedImages:
+    """The images the profile attacks, with their random wrong targets: the training set (as the
+    network saw it) or the test set, cut to the profile's ``attack_examples``."""
+    profile = get_profile(profile)
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    images = training_split("train", profile) if split == "train" else load_mnist("test")
+    if profile.attack_examples is not None:
+        images = images.subset(slice(0, profile.attack_examples))
+    return TargetedImages(images.images, images.labels, random_targets(images.labels, seed=target_seed), target_seed)
+
+
+def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
+                    settings: SearchSettings | None = None,
+                    target_seed: int = 0) -> tuple[TargetedImages, AttackResult]:
+    """D(x, l) for every attacked image of ``split``, towards its random wrong target, cached.
+
+    Computed in pieces of :data:`ATTACK_CHUNK` images, each cached on its own, so an interrupted
+    run resumes.
+
+    Args:
+        network: a network of :data:`intriguing.models.NETWORKS`.
+        split: ``"train"`` or ``"test"``.
+        profile: a :class:`Profile`, a profile name, or None for the active profile.
+        settings: the search's settings (None: the profile's ``search``).
+        target_seed: the seed of the random targets.
+
+    Returns:
+        The attacked images (with labels and targets) and the :class:`AttackResult`.
+    """
+    profile = get_profile(profile)
+    settings = settings or profile.search
+    model = trained_network(network, profile).model
+    images = attacked_images(split, profile, target_seed)
+    pieces = []
+    starts = range(0, len(images), ATTACK_CHUNK)
+    for start in tqdm(starts, desc=f"attacking {network} ({split})", disable=len(starts) == 1, leave=False):
+        part = images.subset(slice(start, start + ATTACK_CHUNK))
+
+        def compute() -> dict[str, Tensor]:
+            return asdict(min_distortion_attack(model, part.images, part.targets, labels=part.labels,
+                                                settings=settings))
+
+        pieces.append(cached("attacks", network, profile, compute, name=f"{network}-{split}-{start}",
+                             settings=settings, split=split, attack_examples=profile.attack_examples, target_seed=target_seed,
+                             start=start))
+    result = AttackResult(**{key: torch.cat([p[key] for p in pieces]) for key in pieces[0]})
+    return images, result
+
+
+def adversarial_sets(networks: list[str], split: str,
+                     profile: Profile | str | None = None) -> tuple[TargetedImages, dict[str, Tensor]]:
+    """The cached adversarial images of each network, on the profile's attacked images of ``split``.
+
+    Returns:
+        The originals with their labels, and network -> adversarial images (N, 1, 28, 28).
+
+    Raises:
+        RuntimeError: an attack failed on some image, so the set is not wholly adversarial.
+    """
+    originals = attacked_images(split, profile)
+    adversarial = {}
+    for name in networks:
+        _, result = adversarial_set(name, split, profile)
+        if not result.success.all():
+            raise RuntimeError(f"the attack on {name} failed on {int((~result.success).sum())} images")
+        adversarial[name] = result.adversarial
+    return originals, adversarial
+
+
+def min_over_targets(network: str, profile: Profile | str | None = None) -> tuple[TargetedImages, AttackResult]:
+    """The true minimum distortion: D(x, l) for all nine wrong labels l, the closest kept, cached.
+
+    Run on the first ``profile.min_target_examples`` attacked training images.
+
+    Returns:
+        Those images (their ``targets`` are the random ones of :func:`attacked_images`) and the
+        :class:`AttackResult` of the closest target for each.
+    """
+    profile = get_profile(profile)
+    model = trained_network(network, profile).model
+    images = attacked_images("train", profile).subset(slice(0, profile.min_target_examples))
+
+    def compute() -> dict[str, Tensor]:
+        best: AttackResult | None = None
+        for shift in tqdm(range(1, N_CLASSES), desc=f"{network}: all targets", leave=False):
+            targets = (images.labels + shift) % N_CLASSES
+            result = min_distortion_attack(model, images.images, targets, labels=images.labels,
+                                           settings=profile.search, progress=False)
+            if best is None:
+                best = result
+                continue
+            closer = result.success & (~best.success | (result.distortion < best.distortion))
+            best = AttackResult(*(torch.where(closer.view(-1, *[1] * (new.ndim - 1)), new, old)
+                                  for new, old in zip(astuple(result), astuple(best))))
+        assert best is not None
+        return asdict(best)
+
+    result = cached("attacks-min", network, profile, compute, settings=profile.search,
+                    examples=profile.min_target_examples)
+    return images, AttackResult(**result)

@@ -1,0 +1,287 @@
+"""D(x, l): the paper's minimum-distortion search (§4.1), batched, and the exact optimum for linear models.
+
+For each image x and target label l, :func:`min_distortion_attack` minimises
+
+    c · ‖x' − x‖² + CE(f(x'), l)    subject to x' ∈ [0, 1]^m
+
+with the per-example box-constrained L-BFGS of :mod:`intriguing.lbfgs_box`, and searches c per
+example. A larger c weights the distortion more, so the search wants the *largest* c whose
+minimiser is still classified as l (§4.1 states it as the minimum c; with c on |r| that is
+backwards). The smallest successful x' seen at any iterate of any c is kept.
+
+:func:`exact_linear_attack` solves the same problem exactly for a linear softmax model: a convex
+quadratic programme whose 9-variable dual is solved per example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .data import N_CLASSES, check_images
+from .hardware import device
+from .lbfgs_box import box_lbfgs
+
+__all__ = ["AttackResult", "SearchSettings", "check_targets", "classified_as", "exact_linear_attack",
+           "min_distortion_attack", "next_c", "random_targets", "rms_distortion"]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The settings of the minimum-distortion search, one frozen value per use (MNIST, ImageNet).
+
+    Attributes:
+        c_steps: evaluations of c per example (at least 1). c starts at ``c_init``, moves by
+            factors of 10 until bracketed, then bisects in log space.
+        c_init: the first c (> 0).
+        bracket_tol: an example's search over c ends early once its bracket is this tight: once
+            the smallest failed c is within a factor 1 + ``bracket_tol`` of the largest
+            successful one (0: every example runs all ``c_steps``).
+        max_iter: box-L-BFGS iterations per c (at least 1).
+        memory: curvature pairs per example (at least 1).
+        tol: an example's L-BFGS run for one c stops when an iteration lowers its objective by
+            less than ``tol`` relative, or its projected gradient falls below ``tol``.
+        margin: an image counts as classified as its target only when the target's logit leads
+            every other by at least this much (see :func:`classified_as`).
+        logit_scale: the loss is CE(logit_scale · f(x'), l). 1 is the paper's objective; a larger
+            value sharpens the cross-entropy's soft maximum towards the hard margin, whose
+            minimiser approaches the closest point of the target region.
+    """
+
+    c_steps: int = 10
+    c_init: float = 1.0
+    bracket_tol: float = 0.02
+    max_iter: int = 50
+    memory: int = 3
+    tol: float = 1e-3
+    margin: float = 1e-3
+    logit_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("c_steps", "max_iter", "memory"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("c_init", "tol", "logit_scale"):
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
+        for name in ("margin", "bracket_tol"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+
+    def describe(self) -> str:
+        """Two short lines: the c steps and iterations, then the stopping settings."""
+        scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
+        early = "" if self.bracket_tol == 0 else f" (or until c is within ×{1 + self.bracket_tol:g})"
+        return (f"{self.c_steps} c steps{early} from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
+                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}")
+
+    def key(self) -> dict[str, float]:
+        """The settings as a cache key: every field but those at the value that leaves the search as
+        it was before the field existed (logit scale 1, no early end of the c search)."""
+        fields = asdict(self)
+        for name, neutral in (("logit_scale", 1), ("bracket_tol", 0)):
+            if fields[name] == neutral:
+                del fields[name]
+        return fields
+
+
+@dataclass
+class AttackResult:
+    """The outcome of a minimum-distortion search.
+
+    Attributes:
+        adversarial: (N, C, H, W) in [0, 1]; the best image found, or x itself where none was.
+        success: (N,) bool, whether ``adversarial`` is classified as the target.
+        distortion: (N,) RMS distortion √(Σ(x' − x)²/n) of ``adversarial`` (0 where failed).
+        c: (N,) the largest c whose minimiser was classified as the target (0 if none).
+    """
+
+    adversarial: Tensor
+    success: Tensor
+    distortion: Tensor
+    c: Tensor
+
+
+def rms_distortion(adversarial: Tensor, images: Tensor) -> Tensor:
+    """√(Σ(x' − x)²/n) per image, n the number of pixels (§4.2). Shapes (N, ...) -> (N,)."""
+    return (adversarial - images).flatten(1).pow(2).mean(1).sqrt()
+
+
+def random_targets(labels: Tensor, seed: int = 0, n_classes: int = N_CLASSES) -> Tensor:
+    """A uniformly random wrong label for each true label, seeded. (N,) int64 -> (N,) int64."""
+    gen = torch.Generator().manual_seed(seed)
+    offset = torch.randint(1, n_classes, labels.shape, generator=gen)
+    return (labels.cpu() + offset) % n_classes
+
+
+def classified_as(logits: Tensor, targets: Tensor, margin: float) -> Tensor:
+    """Whether each row of ``logits`` (B, K) puts its target (B,) ahead of every other class by at
+    least ``margin``. A margin keeps a success a success however the images are later batched: an
+    exact tie of two logits can fall either way with the summation order of another batch size."""
+    target_logit = logits.gather(1, targets.view(-1, 1)).squeeze(1)
+    others = logits.scatter(1, targets.view(-1, 1), float("-inf")).max(1).values
+    return target_logit - others >= margin
+
+
+def check_targets(images: Tensor, targets: Tensor, labels: Tensor | None, n_classes: int = N_CLASSES) -> None:
+    """Raise ``ValueError`` unless ``images`` (N, C, H, W) are valid images in [0, 1] and ``targets``
+    (N,) are int64 labels in 0..n_classes-1, none equal to its true label in ``labels`` (N,)."""
+    check_images(images, shape=None)
+    if targets.shape != (len(images),):
+        raise ValueError(f"targets must have shape ({len(images)},), got {tuple(targets.shape)}")
+    if targets.dtype != torch.int64 or (len(targets) and (targets.min() < 0 or targets.max() >= n_classes)):
+        raise ValueError(f"targets must be int64 labels in 0..{n_classes - 1}")
+    if labels is not None and (targets.cpu() == labels.cpu()).any():
+        first = int((targets.cpu() == labels.cpu()).nonzero()[0])
+        raise ValueError(f"target equals the true label for example {first}: D(x, f(x)) = x is trivial")
+
+
+def min_distortion_attack(
+    model: nn.Module,
+    images: Tensor,
+    targets: Tensor,
+    *,
+    labels: Tensor | None = None,
+    settings: SearchSettings = SearchSettings(),
+    batch_size: int = 1000,
+    progress: bool = True,
+) -> AttackResult:
+    """Approximate D(x, l) for every image: the closest image in the box classified as its target.
+
+    Args:
+        model: maps images (B, C, H, W) to logits (B, K); used in eval mode.
+        images: (N, C, H, W) finite, in [0, 1], e.g. MNIST's (N, 1, 28, 28). N may be 0.
+        targets: (N,) int64 target labels in 0..K-1.
+        labels: (N,) true labels; if given, a target equal to its label is an error.
+        settings: the search's :class:`SearchSettings`.
+        batch_size: examples attacked together.
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`AttackResult` on the CPU.
+    """
+    check_images(images, shape=None)
+    if len(images) == 0:
+        check_targets(images, targets, labels)
+        return AttackResult(images.clone(), torch.zeros(0, dtype=torch.bool), torch.zeros(0), torch.zeros(0))
+    dev = device()
+    model = model.eval().to(dev)
+    with torch.no_grad():
+        n_classes = model(images[:1].to(dev)).shape[1]
+    check_targets(images, targets, labels, n_classes)
+    results = []
+    batches = list(zip(images.split(batch_size), targets.split(batch_size)))
+    for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
+        results.append(_attack_batch(model, x.to(dev), l.to(dev), settings))
+    return AttackResult(*(torch.cat(parts).cpu() for parts in zip(*(
+        (r.adversarial, r.success, r.distortion, r.c) for r in results))))
+
+
+def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of the per-example search over c.
+
+    Args:
+        hit: (B,) bool, whether the minimiser for ``c`` was classified as the target (with the
+            search's margin, as in :func:`classified_as`).
+        c: (B,) the c just tried; c_lo: (B,) the largest successful c so far (0: none);
+            c_hi: (B,) the smallest failed c so far (inf: none).
+
+    Returns:
+        The next c, and the updated c_lo and c_hi: c moves by a factor of 10 until a success and
+        a failure bracket it, then bisects the bracket in log space.
+    """
+    c_lo = torch.where(hit, torch.maximum(c_lo, c), c_lo)
+    c_hi = torch.where(hit, c_hi, torch.minimum(c_hi, c))
+    c = torch.where(torch.isinf(c_hi), c * 10, torch.where(c_lo == 0, c / 10, (c_lo * c_hi).sqrt()))
+    return c, c_lo, c_hi
+
+
+def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, settings: SearchSettings) -> AttackResult:
+    margin, logit_scale = settings.margin, settings.logit_scale
+    batch = len(x)
+    best = x.clone()
+    best_sq = torch.full((batch,), float("inf"), device=x.device)
+    c = torch.full((batch,), settings.c_init, device=x.device)
+    c_lo = torch.zeros(batch, device=x.device)
+    c_hi = torch.full((batch,), float("inf"), device=x.device)
+
+    def objective(z: Tensor, index: Tensor) -> Tensor:
+        logits = model(z)
+        originals = x if len(index) == batch else x[index]  # every example: no gather needed
+        sq = (z - originals).flatten(1).pow(2).sum(1)
+        with torch.no_grad():  # keep the best successful iterate seen anywhere
+            better = classified_as(logits, target[index], margin) & (sq < best_sq[index])
+            if better.any():
+                best[index[better]] = z[better].detach()
+                best_sq[index[better]] = sq[better].detach()
+        return c[index] * sq + F.cross_entropy(logit_scale * logits, target[index], reduction="none")
+
+    z = x.clone()
+    searching = torch.ones(batch, dtype=torch.bool, device=x.device)
+    for _ in range(settings.c_steps):
+        rows = searching.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            break
+
+        def rows_objective(zs: Tensor, index: Tensor) -> Tensor:
+            return objective(zs, rows[index])
+
+        z_rows = box_lbfgs(rows_objective, z[rows], settings.max_iter, memory=settings.memory, gtol=settings.tol,
+                           ftol=settings.tol)
+        with torch.no_grad():
+            hit = classified_as(model(z_rows), target[rows], margin)
+        c[rows], c_lo[rows], c_hi[rows] = next_c(hit, c[rows], c_lo[rows], c_hi[rows])
+        z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best[rows])  # failures restart from the best
+        if settings.bracket_tol > 0:
+            searching &= ~(c_hi <= c_lo * (1 + settings.bracket_tol))
+    success = torch.isfinite(best_sq)
+    distortion = torch.where(success, (best_sq / x[0].numel()).sqrt(), torch.zeros_like(best_sq))
+    return AttackResult(best, success, distortion, c_lo)
+
+
+def exact_linear_attack(weight: Tensor, bias: Tensor, images: Tensor, targets: Tensor,
+                        labels: Tensor | None = None, margin: float = 1e-4) -> AttackResult:
+    """The exact D(x, l) of a linear classifier logits = W x + b, by its convex dual.
+
+    The primal, min ‖z − x‖² s.t. (w_l − w_j)·z + b_l − b_j ≥ margin for j ≠ l and z ∈ [0, 1]^m,
+    has the dual max_{μ ≥ 0} ‖z(μ) − x‖² − μ·(A z(μ) + β) with z(μ) = clip(x + Aᵀμ / 2, 0, 1),
+    a smooth concave problem in the 9 multipliers μ, solved here per example with L-BFGS-B.
+
+    Args:
+        weight: (10, m) weights; bias: (10,) biases.
+        images: (N, 1, 28, 28) in [0, 1]; targets: (N,) target labels.
+        labels: (N,) true labels, to reject targets equal to them.
+        margin: how far past the decision boundary the result must lie.
+
+    Returns:
+        An :class:`AttackResult` (``c`` is 0: there is no c to search).
+    """
+    check_targets(images, targets, labels)
+    w = weight.detach().double().cpu().numpy()
+    b = bias.detach().double().cpu().numpy()
+    xs = images.detach().double().cpu().flatten(1).numpy()
+    out = np.empty_like(xs)
+    for i, (x, l) in enumerate(zip(xs, targets.tolist())):
+        others = [j for j in range(N_CLASSES) if j != l]
+        A, beta = w[l] - w[others], b[l] - b[others] - margin
+
+        def negative_dual(mu: np.ndarray) -> tuple[float, np.ndarray]:
+            z = np.clip(x + A.T @ mu / 2, 0, 1)
+            slack = A @ z + beta
+            return -(np.sum((z - x) ** 2) - mu @ slack), slack
+
+        mu = minimize(negative_dual, np.zeros(len(others)), jac=True, method="L-BFGS-B",
+                      bounds=[(0, None)] * len(others), options={"ftol": 1e-15, "gtol": 1e-12}).x
+        out[i] = np.clip(x + A.T @ mu / 2, 0, 1)
+    adversarial = torch.from_numpy(out).float().view_as(images)
+    logits = adversarial.flatten(1) @ weight.detach().float().cpu().T + bias.detach().float().cpu()
+    success = logits.argmax(1) == targets.cpu()
+    distortion = rms_distortion(adversarial, images.cpu())
+    return AttackResult(adversarial, success, distortion, torch.zeros(len(images)))

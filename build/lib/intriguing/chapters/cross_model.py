@@ -1,0 +1,80 @@
+"""The cross-model chapter (§4.2, Table 2): every network's adversarial training set fed to every network."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import paper
+from ..artifacts import adversarial_sets, attacked_images, trained_models
+from ..models import NETWORKS as REGISTRY
+from ..paper import Tolerance
+from ..profiles import Profile, get_profile
+from ..transfer import DISTORTION, DistortedSet, error_matrix, noise_margins, noise_set
+
+__all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "cross_family_margins",
+           "difference", "margin_summary", "margins", "set_size", "table2"]
+
+NETWORKS = list(paper.TABLE1.index)
+NOISE = (0.1, 0.3)
+NOISE_ROWS = [f"Gaussian noise, stddev={stddev:g}" for stddev in NOISE]
+
+
+def table2(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 2: each Table 1 network's adversarial training images, and Gaussian noise at stddev 0.1 and
+    0.3, fed to all six networks. Rows and columns as :data:`intriguing.paper.TABLE2`."""
+    profile = get_profile(profile)
+    originals, adversarial = adversarial_sets(NETWORKS, "train", profile)
+    sets = {name: DistortedSet.from_images(adversarial[name], originals.images, originals.labels)
+            for name in NETWORKS}
+    for seed, (row, stddev) in enumerate(zip(NOISE_ROWS, NOISE)):
+        sets[row] = noise_set(originals.images, originals.labels, stddev, seed=seed)
+    return error_matrix(trained_models(NETWORKS, profile), sets)
+
+
+def set_size(profile: Profile | str | None = None) -> int:
+    """How many images each set of the profile's Table 2 holds."""
+    return len(attacked_images("train", profile))
+
+
+def compare_table2(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 2 beside the paper's: errors within ``transfer_tolerance_pp``, distortions within
+    ``distortion_tolerance`` (relative)."""
+    tolerance = {col: Tolerance(profile.transfer_tolerance_pp) for col in NETWORKS}
+    tolerance[DISTORTION] = Tolerance(profile.distortion_tolerance, relative=True)
+    return paper.compare_with_paper(table, "Table 2", tolerance, profile=profile.name)
+
+
+def difference(table: pd.DataFrame) -> pd.DataFrame:
+    """Ours − the paper's errors (percentage points), networks' columns only."""
+    return (table - paper.TABLE2)[NETWORKS]
+
+
+def check_diagonal(table: pd.DataFrame) -> None:
+    """A set made for a network is wholly misclassified by it."""
+    diagonal = {name: table.loc[name, name] for name in NETWORKS}
+    assert all(value == 100 for value in diagonal.values()), diagonal
+
+
+def margins(table: pd.DataFrame) -> pd.DataFrame:
+    """Each adversarial set's error minus that of the weakest noise at least as strong, off the diagonal."""
+    return noise_margins(table, {name: name for name in NETWORKS}, NOISE_ROWS)
+
+
+def check_margins(found: pd.DataFrame) -> None:
+    """Every adversarial set beats its noise control on every other network."""
+    assert (found["margin"] > 0).all(), found[found["margin"] <= 0]
+
+
+def margin_summary(found: pd.DataFrame) -> pd.DataFrame:
+    """Per network: the mean margin of the set made for it over the other networks, and the mean margin
+    of the other networks' sets when fed to it (percentage points)."""
+    return pd.DataFrame({"its set, fed to the others": found["margin"].groupby(level="set").mean(),
+                         "the others' sets, fed to it": found["margin"].groupby(level="network").mean()}
+                        ).reindex(NETWORKS).rename_axis("network")
+
+
+def cross_family_margins(found: pd.DataFrame) -> pd.DataFrame:
+    """The margins between networks of different families (linear softmax, sigmoid, autoencoder)."""
+    family = {name: REGISTRY[name].family for name in NETWORKS}
+    keep = [family[s] != family[n] for s, n in found.index]
+    return found[keep]

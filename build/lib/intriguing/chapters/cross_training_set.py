@@ -1,0 +1,156 @@
+"""The cross-training-set chapter (§4.2, Tables 3 and 4): networks trained on disjoint halves P1 and P2."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import paper
+from ..artifacts import adversarial_set, adversarial_sets, attacked_images, table3_errors, trained_models
+from ..paper import Tolerance
+from ..profiles import Profile, get_profile
+from ..transfer import (
+    DISTORTION,
+    DistortedSet,
+    amplification_gain,
+    amplify,
+    error_matrix,
+    noise_margins,
+    noise_set,
+    training_set_gap,
+)
+
+__all__ = ["AMPLIFIED", "NETWORKS", "PLAIN", "amplified_cross_cells", "check_diagonal", "check_gain", "check_gaps",
+           "check_margins", "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins",
+           "mutual_transfer", "off_diagonal", "per_example_reading", "set_size", "table3", "table4"]
+
+NETWORKS = list(paper.TABLE3.index)
+PLAIN = {name: f"Distorted for {name}" for name in NETWORKS}
+AMPLIFIED = {name: f"Distorted for {name}, amplified" for name in NETWORKS}
+NOISE = (0.06, 0.1)
+NOISE_ROWS = [f"Gaussian noise, stddev={stddev:g}" for stddev in NOISE]
+SAME_SET, OTHER_SET = ("M1", "M1'"), "M2"
+
+
+def set_size(profile: Profile | str | None = None) -> int:
+    """How many test images each adversarial set of the profile is made from."""
+    return len(attacked_images("test", profile))
+
+
+def table3(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 3: M1, M1' and M2's errors (%) on P1, P2 and the test set, and the average distortion of
+    their adversarial test images (random targets)."""
+    profile = get_profile(profile)
+    errors = table3_errors(profile)
+    distortion = {name: adversarial_set(name, "test", profile)[1].distortion.mean().item() for name in NETWORKS}
+    return errors.assign(**{"Min Av. Distortion": pd.Series(distortion)})
+
+
+def compare_table3(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 3 beside the paper's: errors within ``error_tolerance_pp``, distortions within
+    ``distortion_tolerance`` (relative)."""
+    tolerance = {col: Tolerance(profile.error_tolerance_pp) for col in table.columns if col.startswith("Error")}
+    tolerance["Min Av. Distortion"] = Tolerance(profile.distortion_tolerance, relative=True)
+    return paper.compare_with_paper(table, "Table 3", tolerance, profile=profile.name)
+
+
+def table4(profile: Profile | str | None = None, per_example: bool = False) -> pd.DataFrame:
+    """Table 4: the adversarial test images of M1, M1' and M2, the same amplified to an average RMS
+    distortion of 0.1 (``per_example`` as in :func:`intriguing.transfer.amplify`), and Gaussian noise
+    at stddev 0.06 and 0.1, fed to the three networks. Rows and columns as :data:`intriguing.paper.TABLE4`."""
+    profile = get_profile(profile)
+    originals, adversarial = adversarial_sets(NETWORKS, "test", profile)
+    x, labels = originals.images, originals.labels
+    sets = {PLAIN[name]: DistortedSet.from_images(adversarial[name], x, labels) for name in NETWORKS}
+    sets[NOISE_ROWS[0]] = noise_set(x, labels, NOISE[0], seed=0)
+    for name in NETWORKS:
+        sets[AMPLIFIED[name]] = DistortedSet.from_images(amplify(x, adversarial[name], per_example=per_example),
+                                                         x, labels)
+    sets[NOISE_ROWS[1]] = noise_set(x, labels, NOISE[1], seed=1)
+    return error_matrix(trained_models(NETWORKS, profile), sets)
+
+
+def compare_table4(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 4 beside the paper's: errors within ``transfer_tolerance_pp``, distortions within
+    ``distortion_tolerance`` (relative); the cells of :data:`intriguing.paper.DEVIATIONS` excepted."""
+    tolerance = {col: Tolerance(profile.transfer_tolerance_pp) for col in NETWORKS}
+    tolerance[DISTORTION] = Tolerance(profile.distortion_tolerance, relative=True)
+    return paper.compare_with_paper(table, "Table 4", tolerance, profile=profile.name)
+
+
+def deviations(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """The recorded deviations of Table 4 in this profile, with our value, the paper's and what we know."""
+    recorded = paper.deviation_table("Table 4", profile.name)
+    cells = list(recorded.index)
+    recorded.insert(0, "paper", [paper.TABLE4.loc[cell] for cell in cells])
+    recorded.insert(0, "ours", [table.loc[cell] for cell in cells])
+    return recorded
+
+
+def mutual_transfer(table: pd.DataFrame) -> pd.DataFrame:
+    """Transfer between the two P1 networks in both directions, ours and the paper's (%)."""
+    a, b = SAME_SET
+    cells = {f"made for {a}, fed to {b}": (PLAIN[a], b), f"made for {b}, fed to {a}": (PLAIN[b], a)}
+    return pd.DataFrame({"ours": {k: table.loc[c] for k, c in cells.items()},
+                         "paper": {k: paper.TABLE4.loc[c] for k, c in cells.items()}})
+
+
+def amplified_cross_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The four amplified cells that cross training sets (P1's networks and M2), ours and the paper's (%)."""
+    cells = [(AMPLIFIED[a], OTHER_SET) for a in SAME_SET] + [(AMPLIFIED[OTHER_SET], a) for a in SAME_SET]
+    return pd.DataFrame({"ours": [table.loc[c] for c in cells], "paper": [paper.TABLE4.loc[c] for c in cells]},
+                        index=pd.MultiIndex.from_tuples(cells, names=["set", "network"]))
+
+
+def check_diagonal(table: pd.DataFrame) -> None:
+    """Every set, amplified or not, is wholly misclassified by the network it was made for."""
+    for name in NETWORKS:
+        assert table.loc[PLAIN[name], name] == 100, name
+        assert table.loc[AMPLIFIED[name], name] == 100, name
+
+
+def margins(table: pd.DataFrame) -> pd.DataFrame:
+    """Each adversarial set's error minus that of the weakest noise at least as strong, off the diagonal."""
+    made_for = {**{PLAIN[n]: n for n in NETWORKS}, **{AMPLIFIED[n]: n for n in NETWORKS}}
+    return noise_margins(table, made_for, NOISE_ROWS)
+
+
+def check_margins(found: pd.DataFrame) -> None:
+    """Every adversarial set beats its noise control on every other network."""
+    assert (found["margin"] > 0).all(), found[found["margin"] <= 0]
+
+
+def gain(table: pd.DataFrame) -> pd.DataFrame:
+    """Amplified minus plain error (percentage points), per network the sets were made for and fed to."""
+    return amplification_gain(table, {name: (PLAIN[name], AMPLIFIED[name]) for name in NETWORKS})
+
+
+def off_diagonal(found: pd.DataFrame) -> pd.Series:
+    """The cells of a made-for × fed-to frame whose two networks differ."""
+    return pd.Series({(made, net): found.loc[made, net] for made in found.index for net in found.columns
+                      if made != net})
+
+
+def check_gain(found: pd.DataFrame) -> None:
+    """Amplifying raises every off-diagonal error."""
+    assert off_diagonal(found).min() > 0, found
+
+
+def gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """For the sets made for M1 and M1', the other P1 network's error minus M2's, as found and amplified."""
+    return pd.DataFrame({"as found": training_set_gap(table, PLAIN, SAME_SET, OTHER_SET),
+                         "amplified": training_set_gap(table, AMPLIFIED, SAME_SET, OTHER_SET)})
+
+
+def check_gaps(found: pd.DataFrame) -> None:
+    """Transfer within a training set beats transfer across, as found and amplified."""
+    assert (found > 0).all().all(), found
+
+
+def per_example_reading(profile: Profile | str | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Table 4's amplified rows when each perturbation is rescaled to RMS 0.1 on its own.
+
+    Returns:
+        Those rows, and the diagonal: each set's error on the network it was made for (%).
+    """
+    rows = table4(profile, per_example=True).loc[list(AMPLIFIED.values())]
+    return rows, pd.Series({name: rows.loc[AMPLIFIED[name], name] for name in NETWORKS}, name="diagonal (%)")

@@ -1,0 +1,133 @@
+"""The spectral chapter (§4.3, Table 5, Figure 5): frame bounds of every layer, and the ImageNet search."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from .. import paper, plots, spectral
+from ..artifacts import cached, trained_network
+from ..attacks import AttackResult, min_distortion_attack, random_targets
+from ..imagenet import ImageSet, alexnet, efficientnet_lite0, imagenet_samples
+from ..profiles import Profile, get_profile
+
+__all__ = ["MNIST_NETWORKS", "accuracy_on_samples", "alexnet_table", "bounds_by_kind", "check_figure5",
+           "check_formula", "efficientnet_table", "figure5", "figure5_figure", "formula_vs_operator", "mnist_table"]
+
+MNIST_NETWORKS = ["Conv", "N100-100-10"]
+IMAGENET_CLASSES = 1000
+CHECK_SIDE = 32  # the input side on which the formula is checked against the operator
+POWER_STEPS = 500
+LAYER_KINDS = r"_(conv_stem|expand_conv|depthwise_conv|project_conv|conv_head|fc)$"
+
+
+def formula_vs_operator() -> pd.DataFrame:
+    """The Fourier bound of EfficientNet-Lite0's stem and of a depthwise layer (batch norm folded) beside
+    power iteration on the real ``conv2d``, circular- and zero-padded, on a 32×32 input."""
+    net = efficientnet_lite0()
+    rows = []
+    for name, bn_name in [("_conv_stem", "_bn0"), ("_blocks.1._depthwise_conv", "_blocks.1._bn1")]:
+        conv, bn = net.get_submodule(name), net.get_submodule(bn_name)
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+        w = spectral.fold_batchnorm(conv.weight, bn).double()
+        stride, groups = conv.stride[0], conv.groups
+        shape = (1, w.shape[1] * groups, CHECK_SIDE, CHECK_SIDE)
+        rows.append({"layer": name, "Fourier bound": spectral.conv_frame_bounds(w, CHECK_SIDE, stride, groups).upper,
+                     "power iteration, circular": spectral.power_iteration(
+                         spectral.conv_operator(w, stride, groups, "circular"), shape, POWER_STEPS),
+                     "power iteration, zero padding": spectral.power_iteration(
+                         spectral.conv_operator(w, stride, groups, "zeros"), shape, POWER_STEPS)})
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def check_formula(checks: pd.DataFrame) -> None:
+    """Circular padding: power iteration within 0.5 % below the bound. Zero padding: never above it,
+    and within 10 % of it."""
+    bound = checks["Fourier bound"]
+    assert (checks["power iteration, circular"] >= (1 - 5e-3) * bound).all(), checks
+    assert (checks["power iteration, circular"] <= bound * (1 + 1e-6)).all(), checks
+    assert (checks["power iteration, zero padding"] <= bound * (1 + 1e-6)).all(), checks
+    assert (checks["power iteration, zero padding"] >= 0.9 * bound).all(), checks
+
+
+def accuracy_on_samples() -> tuple[int, int]:
+    """How many of the shipped ImageNet samples EfficientNet-Lite0 classifies correctly, of how many."""
+    samples = imagenet_samples()
+    with torch.no_grad():
+        predicted = efficientnet_lite0()(samples.images).argmax(1)
+    return int((predicted == samples.labels).sum()), len(samples)
+
+
+def efficientnet_table() -> pd.DataFrame:
+    """EfficientNet-Lite0's frame bounds, one row per layer in forward order, batch norms folded."""
+    return spectral.frame_bound_table(efficientnet_lite0(), (3, 224, 224))
+
+
+def bounds_by_kind(table: pd.DataFrame) -> pd.DataFrame:
+    """EfficientNet-Lite0's upper bounds summarised per layer type (count, min, median, max)."""
+    kind = table.index.to_series().str.extract(LAYER_KINDS)[0]
+    return table.groupby(kind)["Upper bound"].agg(["count", "min", "median", "max"]).rename_axis("layer type")
+
+
+def mnist_table(name: str, profile: Profile | str | None = None) -> pd.DataFrame:
+    """The frame bounds of an MNIST network's layers."""
+    return spectral.frame_bound_table(trained_network(name, profile).model, (1, 28, 28))
+
+
+def alexnet_table() -> tuple[pd.DataFrame | None, str]:
+    """torchvision's AlexNet's bounds beside the paper's Table 5, where torchvision and its weights are
+    present (nothing is downloaded); else None and the reason."""
+    try:
+        model = alexnet()
+    except RuntimeError as reason:
+        return None, str(reason)
+    ours = spectral.frame_bound_table(model, (3, 224, 224))
+    ours.index = paper.TABLE5.index
+    side = pd.concat({"ours (torchvision's AlexNet)": ours[["Size", "Stride", "Lower bound", "Upper bound"]],
+                      "paper": paper.TABLE5}, axis=1)
+    return side, "computed"
+
+
+def figure5(profile: Profile | str | None = None, target_seed: int = 0) -> tuple[ImageSet, AttackResult]:
+    """Figure 5's analogue: D(x, l) on EfficientNet-Lite0 for the shipped ImageNet images, random wrong
+    targets among the 1000 classes, with the profile's ``imagenet_search``, cached.
+
+    Returns:
+        The attacked :class:`intriguing.imagenet.ImageSet` (the first ``profile.imagenet_examples``
+        samples) and the :class:`AttackResult`.
+    """
+    profile = get_profile(profile)
+    samples = imagenet_samples()
+    k = profile.imagenet_examples
+    images = ImageSet(samples.images[:k], samples.labels[:k], samples.names[:k])
+    targets = random_targets(images.labels, seed=target_seed, n_classes=IMAGENET_CLASSES)
+
+    def compute() -> dict[str, torch.Tensor]:
+        return asdict(min_distortion_attack(efficientnet_lite0(), images.images, targets, labels=images.labels,
+                                            settings=profile.imagenet_search, batch_size=len(images)))
+
+    result = cached("attacks-imagenet", "efficientnet-lite0", profile, compute, settings=profile.imagenet_search,
+                    images=list(images.names), target_seed=target_seed)
+    return images, AttackResult(**result)
+
+
+def figure5_figure(images: ImageSet, result: AttackResult, shown: int = 6) -> Figure:
+    """Original, magnified difference and adversarial image, with the class reached, for the first images."""
+    part = slice(0, min(shown, len(images)))
+    with torch.no_grad():
+        reached = efficientnet_lite0()(result.adversarial[part]).argmax(1)
+    titles = [f"class {t} (was {label})" for t, label in zip(reached.tolist(), images.labels[part].tolist())]
+    return plots.adversarial_triplets(images.images[part], result.adversarial[part], titles)
+
+
+def check_figure5(result: AttackResult) -> float:
+    """Every image reaches its target, with no more average distortion than the paper's AlexNet needed.
+    Returns ours / the paper's average distortion."""
+    assert result.success.all(), "every image must reach its target"
+    ratio = result.distortion.mean().item() / paper.FIGURES["figure5_average_distortion"]
+    assert ratio <= 1, f"EfficientNet-Lite0 needs {ratio:.2f}x the paper's distortion"
+    return ratio

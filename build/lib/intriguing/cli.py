@@ -1,0 +1,282 @@
+"""The command line, ``python -m intriguing``: build the book or some of its chapters, look after the
+cache, list the profiles.
+
+    python -m intriguing build [--profile P] [CHAPTER ...]
+    python -m intriguing cache info
+    python -m intriguing cache clear [--kind K]
+    python -m intriguing profiles
+
+``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
+the named chapters (default: all) with papermill into ``_build/src``, keeps the other chapters'
+executed copies from an earlier build of the same profile, renders ``_build/html`` with Jupyter
+Book, and writes beside it the build's timing record (:mod:`intriguing.timing`) and
+``results.json``: every number a chapter compared with the paper (:func:`intriguing.paper.compare_with_paper`),
+with the paper's value, ours, the tolerance and the verdict. A chapter whose execution fails (a check
+outside its tolerance, say) does not stop the others: the book is rendered with the failing cell's
+error in place, the records name the failed chapters, and the command exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import cache, paper, timing
+from .profiles import PROFILES, get_profile
+
+__all__ = ["BuildFailed", "build", "cache_info", "chapters", "main", "repository_url", "summary_markdown"]
+
+BUILD = Path("_build")
+
+
+class BuildFailed(RuntimeError):
+    """One or more chapters failed to execute; the rest of the build went on."""
+
+
+def chapters(root: Path) -> dict[str, str]:
+    """Chapter name -> its path without suffix (``"blind_spots"`` -> ``"book/blind_spots"``), for every
+    notebook in the table of contents, in order."""
+    import yaml
+
+    toc_file = root / "_toc.yml"
+    if not toc_file.exists():
+        raise FileNotFoundError(f"no _toc.yml in {root.resolve()}: run the build from the repository's root")
+    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
+    files = [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]
+    return {Path(f).name: f for f in files if (root / f"{f}.ipynb").exists()}
+
+
+def repository_url(root: Path) -> str:
+    """``repository.url`` of ``_config.yml``: the one place that names the repository. The build passes it
+    to every chapter, whose Colab cell installs the library from it."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    url = (config.get("repository") or {}).get("url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise ValueError(f"_config.yml's repository.url must be an https URL, got {url!r}")
+    return url
+
+
+def _executed_profile(path: Path) -> str | None:
+    """The profile papermill executed a notebook with (None: not an executed notebook)."""
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {})
+    profile = meta.get("parameters", {}).get("profile")
+    return profile if isinstance(profile, str) else None
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag the cell papermill injects with the profile ``remove-cell``: it is plumbing, not prose."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
+
+
+def build(profile_name: str | None, names: list[str], root: Path = Path(".")) -> dict[str, Any]:
+    """Execute chapters and render the HTML; see the module's docstring.
+
+    Args:
+        profile_name: a profile of :data:`intriguing.profiles.PROFILES` (None: ``$INTRIGUING_PROFILE``
+            or ``full``).
+        names: chapters to execute (empty: all).
+        root: the repository's root.
+
+    Returns:
+        The build's timing record (also written to ``_build/html/timings.json``).
+
+    Raises:
+        ValueError: an unknown chapter or profile, or a chapter left out that no earlier build of
+            this profile executed.
+        BuildFailed: a chapter's execution failed; raised after every chapter ran and the records
+            were written.
+    """
+    import papermill
+
+    profile = get_profile(profile_name).name
+    repository = repository_url(root)
+    known = chapters(root)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    selected = names or list(known)
+    src = root / BUILD / "src"
+    kept = [name for name in known if name not in selected]
+    stale = [name for name in kept if _executed_profile(src / f"{known[name]}.ipynb") != profile]
+    if stale:
+        raise ValueError(f"chapter(s) {', '.join(stale)} have no executed copy of profile {profile!r} in "
+                         f"{src}: build them too, or build everything")
+    start = time.perf_counter()
+    if not kept:
+        shutil.rmtree(src, ignore_errors=True)
+    (src / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, src / name)
+    for page in [*(root / "book").glob("*.md"), *(root / "book").glob("*.bib")]:
+        shutil.copy2(page, src / "book" / page.name)
+
+    events = root / BUILD / "timing-events.jsonl"
+    events.unlink(missing_ok=True)
+    os.environ[timing.ENV_VAR] = str(events.resolve())
+    comparisons = root / BUILD / "results-events.jsonl"
+    comparisons.unlink(missing_ok=True)
+    os.environ[paper.RESULTS_VAR] = str(comparisons.resolve())
+    os.environ["INTRIGUING_PROFILE"] = profile
+    cold = not any(cache.cache_dir().rglob("*.pt"))
+    failed: dict[str, str] = {}
+    for name in selected:
+        print(f"=== executing {known[name]}.ipynb ({profile})", flush=True)
+        began = time.perf_counter()
+        os.environ[paper.CHAPTER_VAR] = name
+        try:
+            papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
+                                       parameters={"profile": profile, "repository": repository},
+                                       cwd=str(root / "book"), log_output=True)
+        except papermill.PapermillExecutionError as error:
+            failed[name] = f"{error.ename}: {error.evalue}".splitlines()[0]
+            print(f"=== {name} FAILED: {failed[name]}", flush=True)
+        seconds = time.perf_counter() - began
+        timing.record("chapter", name, seconds)
+        print(f"=== {name} took {seconds:.0f} s", flush=True)
+        _hide_injected_parameters(src / f"{known[name]}.ipynb")
+
+    results = _results(root / BUILD / "html" / "results.json", comparisons, profile, kept)
+    cache.atomic_write_text(summary_markdown(results), src / "book" / "results_summary.md")
+
+    jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
+    subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror", "--keep-going"],
+                   check=True)
+    record = timing.summarise(events, profile, time.perf_counter() - start)
+    record["cache_at_start"] = "empty" if cold else "warm"
+    record["chapters_executed"] = "all" if not kept else selected
+    record["chapters_failed"] = failed
+    text = json.dumps(record, indent=1) + "\n"
+    cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
+    cache.atomic_write_text(json.dumps(results, indent=1) + "\n", root / BUILD / "html" / "results.json")
+    if cold and not kept and not failed:  # the README's table records cold, whole, passing builds
+        cache.atomic_write_text(text, root / "timings" / f"{profile}.json")
+    print(f"The book is at {(root / BUILD / 'html' / 'index.html').resolve()}; "
+          f"its timing record is {BUILD / 'html' / 'timings.json'}")
+    if failed:
+        raise BuildFailed("chapter(s) failed: " + "; ".join(f"{name} ({why})" for name, why in failed.items()))
+    return record
+
+
+def _results(previous: Path, comparisons: Path, profile: str, kept: list[str]) -> dict[str, Any]:
+    """results.json: every number a chapter compared with the paper, with the paper's value, ours, the
+    tolerance and the verdict; the kept chapters' rows come from the previous build's file."""
+    rows = [json.loads(line) for line in comparisons.read_text(encoding="utf-8").splitlines()] \
+        if comparisons.exists() else []
+    if kept and previous.exists():
+        rows = [r for r in json.loads(previous.read_text(encoding="utf-8"))["comparisons"]
+                if r["chapter"] in kept] + rows
+    verdicts: dict[str, int] = {}
+    for row in rows:
+        verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
+    return {"profile": profile, "verdicts": verdicts, "comparisons": rows}
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    """The intro's summary of results.json: per chapter and table, how many compared numbers are within
+    tolerance, outside as a recorded deviation, and outside."""
+    verdicts = ("within tolerance", "outside, a recorded deviation", "outside")
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in results["comparisons"]:
+        cell = counts.setdefault((row["chapter"], row["table"]), dict.fromkeys(verdicts, 0))
+        cell[row["verdict"]] += 1
+    lines = [f"Profile `{results['profile']}`: every number a chapter compares with the paper, counted by verdict "
+             "(each number, with the paper's value and the tolerance, is in this build's `results.json`).", "",
+             "| chapter | table | " + " | ".join(verdicts) + " |", "|---|---|" + "---|" * len(verdicts)]
+    for (chapter, table), cell in counts.items():
+        lines.append(f"| {chapter} | {table} | " + " | ".join(str(cell[v]) for v in verdicts) + " |")
+    total = {v: sum(c[v] for c in counts.values()) for v in verdicts}
+    lines.append("| **all** | | " + " | ".join(f"**{total[v]}**" for v in verdicts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def cache_info() -> list[dict[str, Any]]:
+    """One row per kind of cached result: files, size, and the profiles they were made for."""
+    root = cache.cache_dir()
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        files = list(folder.glob("*.pt"))
+        profiles = sorted({p for entry in cache.index(folder.name) for p in _profiles_of(entry["config"])})
+        rows.append({"kind": folder.name, "files": len(files), "size": sum(f.stat().st_size for f in files),
+                     "profiles": profiles or ["unknown"]})
+    return rows
+
+
+def _profiles_of(config: dict[str, Any]) -> list[str]:
+    subset = config.get("train_subset", "missing")
+    return [name for name, p in PROFILES.items() if p.train_subset == subset] or ["unknown"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m intriguing", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("build", help="execute chapters (default: all) and render the HTML",
+                               description="Execute the named chapters with papermill, then render the HTML.")
+    make.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: $INTRIGUING_PROFILE "
+                                                      "or full)")
+    make.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names, e.g. blind_spots")
+    store = commands.add_parser("cache", help="what is cached, or clear it",
+                                description=f"The result cache at $INTRIGUING_CACHE (now {cache.cache_dir()}).")
+    what = store.add_subparsers(dest="action", required=True)
+    what.add_parser("info", help="each kind of cached result: files, size, profiles")
+    clear = what.add_parser("clear", help="delete cached results")
+    clear.add_argument("--kind", default=None, help="only this kind (a folder of the cache, e.g. attacks)")
+    commands.add_parser("profiles", help="each profile's sizes and its measured build time",
+                        description="Each profile's sizes, and the measured time of its last recorded cold build.")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "build":
+            build(args.profile, args.chapters)
+        elif args.command == "cache" and args.action == "info":
+            rows = cache_info()
+            print(f"cache: {cache.cache_dir()}")
+            for row in rows:
+                print(f"  {row['kind']:16s} {row['files']:5d} files {_size(row['size']):>10s}  "
+                      f"profile(s): {', '.join(row['profiles'])}")
+            print(f"  {'total':16s} {sum(r['files'] for r in rows):5d} files "
+                  f"{_size(sum(r['size'] for r in rows)):>10s}")
+        elif args.command == "cache":
+            removed = cache.clear(args.kind)
+            print(f"removed {removed} file(s) from {cache.cache_dir()}")
+        else:
+            for name, profile in PROFILES.items():
+                print(profile.describe())
+                record = Path("timings") / f"{name}.json"
+                if record.exists():
+                    measured = json.loads(record.read_text(encoding="utf-8"))
+                    print(f"measured: {measured['wall_seconds'] / 60:.1f} min cold on {measured['device']} "
+                          f"({measured['machine']}, {measured['torch_threads']} threads)")
+                print()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BuildFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

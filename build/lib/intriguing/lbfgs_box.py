@@ -1,0 +1,176 @@
+"""A box-constrained L-BFGS that runs independently per example, vectorised over the batch.
+
+Each example keeps its own curvature pairs, its own step in a projected backtracking line search
+and its own stopping test; all of them move together in one tensor program, on CPU or GPU. The
+examples never share a line search or a Hessian estimate (as one ``torch.optim.LBFGS`` over a
+summed batch would), so the result for an example does not depend on the others in its batch.
+
+The method is projected L-BFGS with an active set: coordinates at a bound whose gradient points
+out of the box are held fixed, the two-loop recursion acts on the rest, and the step is
+projected back onto the box before the Armijo test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["COMPACT_BELOW", "Objective", "box_lbfgs"]
+
+COMPACT_BELOW = 0.75
+"""The state is compacted to the running examples when fewer than this share of its rows run."""
+
+Objective = Callable[[Tensor, Tensor], Tensor]
+"""``objective(z, index)``: per-example values (k,) at points z (k, ...) of the examples ``index``
+(sorted, distinct indices into the batch; k equal to the batch size means every example, in order)."""
+
+
+def _value_and_grad(objective: Objective, z: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    z = z.detach().requires_grad_(True)
+    with torch.enable_grad():
+        f = objective(z, index)
+        (g,) = torch.autograd.grad(f.sum(), z)
+    return f.detach(), g.detach()
+
+
+def _free_mask(z: Tensor, g: Tensor, lower: float, upper: float) -> Tensor:
+    """1.0 where a coordinate may move, 0.0 where it sits at a bound and its gradient points out of
+    the box (z at ``lower`` with g > 0, or at ``upper`` with g < 0); z must lie in the box.
+
+    Written in float arithmetic (sign(z - lower) is 0 exactly at the bound): on a CPU, comparisons,
+    boolean logic and torch.where over a whole batch cost several times more than these products.
+    """
+    rising = torch.sign(g)
+    at_lower = torch.sign(z - lower).neg_().add_(1)
+    at_upper = torch.sign(upper - z).neg_().add_(1)
+    blocked = at_lower.mul_(rising.clamp(min=0)).add_(at_upper.mul_(rising.clamp_(max=0).neg_()))
+    return blocked.neg_().add_(1)
+
+
+def box_lbfgs(
+    objective: Objective,
+    z0: Tensor,
+    max_iter: int,
+    *,
+    lower: float = 0.0,
+    upper: float = 1.0,
+    memory: int = 10,
+    gtol: float = 1e-5,
+    ftol: float = 1e-7,
+    max_backtracks: int = 20,
+) -> Tensor:
+    """Minimise, for every example i independently, ``objective`` over the box [lower, upper].
+
+    Args:
+        objective: per-example objective; see :data:`Objective`. It is called on subsets of the
+            batch (the examples still running), with their indices into the batch.
+        z0: (B, ...) starting points inside the box.
+        max_iter: iteration cap per example.
+        lower, upper: the box.
+        memory: curvature pairs kept per example.
+        gtol: an example stops when its projected gradient's largest entry is below this.
+        ftol: an example stops when an iteration lowers its objective by less than
+            ``ftol * max(1, |f|)``, or when its line search finds no decrease.
+        max_backtracks: line-search halvings before an example gives up.
+
+    Returns:
+        (B, ...) the final points, inside the box.
+    """
+    if z0.min() < lower or z0.max() > upper:
+        raise ValueError(f"starting points must lie in the box [{lower}, {upper}]")
+    batch, shape = z0.shape[0], z0.shape
+    out = z0.detach().reshape(batch, -1).clone()
+
+    def fun(zs: Tensor, index: Tensor) -> Tensor:
+        return objective(zs.view(len(index), *shape[1:]), index)
+
+    # The state of the examples in ``rows``. Finished examples stay in it, frozen, until fewer than
+    # COMPACT_BELOW of its rows still run; then the state is compacted to the running ones. This
+    # keeps the gathers of the curvature histories rare.
+    rows = torch.arange(batch, device=out.device)
+    z = out.clone()
+    f, g = _value_and_grad(fun, z, rows)
+    s_hist = z.new_zeros(memory, batch, z.shape[1])
+    y_hist = z.new_zeros(memory, batch, z.shape[1])
+    rho = z.new_zeros(memory, batch)
+    gamma = 0.1 / g.abs().amax(1).clamp_min(1e-12)  # first step moves a pixel by at most 0.1
+    running = torch.ones(batch, dtype=torch.bool, device=z.device)
+
+    for it in range(max_iter):
+        n_running = int(running.sum())
+        if n_running == 0:
+            break
+        if n_running < COMPACT_BELOW * len(rows):
+            out[rows] = z
+            keep = running.nonzero().squeeze(1)
+            rows, z, f, g, gamma = rows[keep], z[keep], f[keep], g[keep], gamma[keep]
+            s_hist, y_hist, rho = s_hist[:, keep], y_hist[:, keep], rho[:, keep]
+            running = running[keep]
+        free = _free_mask(z, g, lower, upper)
+        projected = g * free
+        still = running & (projected.abs().amax(1) > gtol)
+        # Two-loop recursion on the free coordinates, newest pair first.
+        slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
+        q, alphas = projected.clone(), []
+        for j in slots:
+            a = rho[j] * torch.linalg.vecdot(s_hist[j], q)
+            q.addcmul_(y_hist[j], a[:, None], value=-1)
+            alphas.append(a)
+        r = gamma[:, None] * q
+        for j, a in zip(reversed(slots), reversed(alphas)):
+            b = rho[j] * torch.linalg.vecdot(y_hist[j], r)
+            r.addcmul_(s_hist[j], (a - b)[:, None])
+        d = r.mul_(free).neg_()
+        uphill = torch.linalg.vecdot(d, g) >= 0
+        d[uphill] = -gamma[uphill, None] * projected[uphill]
+
+        # Projected backtracking line search, each example with its own step.
+        step = torch.ones(len(rows), device=z.device)
+        z_new: Tensor | None = None  # copied from z only when some examples need another step
+        f_new, g_new = f, g
+        searching = still.clone()
+        for _ in range(max_backtracks):
+            s_pos = searching.nonzero().squeeze(1)
+            if s_pos.numel() == 0:
+                break
+            if s_pos.numel() == len(rows):  # everyone: no gathers
+                cand = (z + step[:, None] * d).clamp(lower, upper)
+                fc, gc = _value_and_grad(fun, cand, rows)
+                decrease = (g * (cand - z)).sum(1)
+                ok = (fc <= f + 1e-4 * decrease) & (decrease < 0)
+                if bool(ok.all()):  # the usual case: every example takes its full step
+                    z_new, f_new, g_new = cand, fc, gc
+                    searching.zero_()
+                    break
+            else:
+                cand = (z[s_pos] + step[s_pos, None] * d[s_pos]).clamp(lower, upper)
+                fc, gc = _value_and_grad(fun, cand, rows[s_pos])
+                decrease = (g[s_pos] * (cand - z[s_pos])).sum(1)
+                ok = (fc <= f[s_pos] + 1e-4 * decrease) & (decrease < 0)
+            if z_new is None:
+                z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
+            good = s_pos[ok]
+            z_new[good], f_new[good], g_new[good] = cand[ok], fc[ok], gc[ok]
+            searching[good] = False
+            step[s_pos[~ok]] *= 0.5
+        if z_new is None:  # nobody moved
+            z_new = z
+        moved = still & ~searching
+
+        # Curvature pairs, kept only where s·y > 0 so every example's inverse Hessian stays positive.
+        s, y = z_new - z, g_new - g
+        sy, yy = (s * y).sum(1), (y * y).sum(1)
+        keep_pair = moved & (sy > 1e-10 * yy.clamp_min(1e-30))
+        slot, keep = it % memory, keep_pair.to(z.dtype)[:, None]
+        torch.mul(s, keep, out=s_hist[slot])
+        torch.mul(y, keep, out=y_hist[slot])
+        rho[slot] = torch.where(keep_pair, 1 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+        gamma = torch.where(keep_pair, sy / yy.clamp_min(1e-30), gamma)
+
+        small_gain = (f - f_new) <= ftol * f.abs().clamp_min(1.0)
+        z, f, g = z_new, f_new, g_new
+        running = moved & ~small_gain
+    out[rows] = z
+    return out.view(shape)

@@ -1,0 +1,304 @@
+"""The paper's numbers as data, and checks that put ours beside them.
+
+Tables 1-5 of Szegedy et al. (2013) are transcribed from the text of arXiv:1312.6199;
+errors and rates are in percent, distortions in RMS pixel units on [0, 1]. A chapter builds its
+own table in the same layout and calls :func:`compare_with_paper`, which returns the two side by
+side and raises :class:`PaperMismatch` when a number drifts outside the stated tolerance.
+The deviations we know of are data too (:data:`DEVIATIONS`): which cell, in which profile, why,
+and where the book shows the measurement; :func:`compare_with_paper` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ADVERSARIAL_TRAINING", "CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "TABLES", "Deviation",
+           "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4", "TABLE5", "Tolerance", "compare_with_paper",
+           "deviation_table", "expected_deviations"]
+
+_MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
+
+TABLE1 = pd.DataFrame(
+    {
+        "Description": ["Softmax with λ=1e-4", "Softmax with λ=1e-2", "Softmax with λ=1",
+                        "Sigmoid network λ=1e-5, 1e-5, 1e-6", "Sigmoid network λ=1e-5, 1e-5, 1e-6",
+                        "Autoencoder with softmax λ=1e-6"],
+        "Training error": [6.7, 10.0, 21.2, 0.0, 0.0, 0.57],
+        "Test error": [7.4, 9.4, 20.0, 1.64, 1.54, 1.9],
+        "Av. min. distortion": [0.062, 0.1, 0.14, 0.058, 0.065, 0.086],
+    },
+    index=pd.Index(_MNIST_MODELS, name="network"),
+)
+"""Table 1: the six MNIST networks, their errors (%) and average minimum distortion."""
+
+TABLE2 = pd.DataFrame(
+    [
+        [100, 11.7, 22.7, 2, 3.9, 2.7, 0.062],
+        [87.1, 100, 35.2, 35.9, 27.3, 9.8, 0.1],
+        [71.9, 76.2, 100, 48.1, 47, 34.4, 0.14],
+        [28.9, 13.7, 21.1, 100, 6.6, 2, 0.058],
+        [38.2, 14, 23.8, 20.3, 100, 2.7, 0.065],
+        [23.4, 16, 24.8, 9.4, 6.6, 100, 0.086],
+        [5.0, 10.1, 18.3, 0, 0, 0.8, 0.1],
+        [15.6, 11.3, 22.7, 5, 4.3, 3.1, 0.3],
+    ],
+    index=pd.Index(_MNIST_MODELS + ["Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"], name="set"),
+    columns=_MNIST_MODELS + ["Av. distortion"],
+)
+"""Table 2: error (%) of each network (columns) on each distorted training set (rows)."""
+
+TABLE3 = pd.DataFrame(
+    {
+        "Description": ["100-100-10 trained on P1", "123-456-10 trained on P1", "100-100-10 trained on P2"],
+        "Error on P1": [0.0, 0.0, 2.3],
+        "Error on P2": [2.4, 2.5, 0.0],
+        "Error on Test": [2.0, 2.1, 2.1],
+        "Min Av. Distortion": [0.062, 0.059, 0.058],
+    },
+    index=pd.Index(["M1", "M1'", "M2"], name="network"),
+)
+"""Table 3: the cross-training-set networks, their errors (%) and minimum average distortion."""
+
+TABLE4 = pd.DataFrame(
+    [
+        [100, 26.2, 5.9, 0.062],
+        [6.25, 100, 5.1, 0.059],
+        [8.2, 8.2, 100, 0.058],
+        [2.2, 2.6, 2.4, 0.06],
+        [100, 98, 43, 0.1],
+        [96, 100, 22, 0.1],
+        [27, 50, 100, 0.1],
+        [2.6, 2.8, 2.7, 0.1],
+    ],
+    index=pd.Index([
+        "Distorted for M1", "Distorted for M1'", "Distorted for M2", "Gaussian noise, stddev=0.06",
+        "Distorted for M1, amplified", "Distorted for M1', amplified", "Distorted for M2, amplified",
+        "Gaussian noise, stddev=0.1",
+    ], name="set"),
+    columns=["M1", "M1'", "M2", "Av. distortion"],
+)
+"""Table 4: cross-training-set error (%) of each network (columns) on each test-set variant (rows), with
+the average distortion the paper states in each row's name ("amplified" rows are amplified to 0.1)."""
+
+TABLE5 = pd.DataFrame(
+    {
+        "Size": ["3×11×11×96", "96×5×5×256", "256×3×3×384", "384×3×3×384", "384×3×3×256",
+                 "9216×4096", "4096×4096", "4096×1000"],
+        "Lower bound": [0.1, 0.06, 0.01, 5e-5, 0.03, 0.09, 1e-4, 0.25],
+        "Upper bound": [20, 10, 7, 7.3, 11, 3.12, 4, 4],
+    },
+    index=pd.Index(["Conv. 1", "Conv. 2", "Conv. 3", "Conv. 4", "Conv. 5", "FC. 1", "FC. 2", "FC. 3"],
+                   name="layer"),
+)
+"""Table 5: frame bounds of AlexNet's layers, with lower and upper bounds as in arXiv:1312.6199 (another
+published version lists Conv. 1's upper bound as 2.75, with a stride column)."""
+
+ADVERSARIAL_TRAINING = pd.DataFrame(
+    {"Test error": [1.6, 1.3, 1.2]},
+    index=pd.Index(["weight decay", "dropout", "pools at every layer"], name="variant"),
+)
+"""§4.2's adversarial-training numbers (%), for a 100-100-10 sigmoid network: weight decay alone 1.6,
+dropout "about" 1.3, and a pool of adversarial examples at every layer "below" 1.2 (an upper bound)."""
+
+FIGURES = {
+    "figure5_average_distortion": 0.006508,  # AlexNet, 64 examples
+    "figure7a_softmax_stddev": 0.06,
+    "figure7b_n200_stddev": 0.063,
+    "figure7c_noise_stddev": 1.0,
+    "figure7c_noise_accuracy_percent": 51.0,
+}
+"""Numbers stated in the figures' captions."""
+
+
+TABLES = {"Table 1": TABLE1, "Table 2": TABLE2, "Table 3": TABLE3, "Table 4": TABLE4, "Table 5": TABLE5,
+          "§4.2 adversarial training": ADVERSARIAL_TRAINING}
+"""The paper's tables by name, as :func:`compare_with_paper` takes them."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a number may sit from the paper's: ``value`` in the table's units, or as a fraction of
+    |paper| when ``relative``."""
+
+    value: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.value >= 0:
+            raise ValueError(f"a tolerance must be non-negative, got {self.value}")
+
+    def describe(self) -> str:
+        return f"{self.value:.0%} relative" if self.relative else f"±{self.value:g}"
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A cell of one of the paper's tables that our run is known to miss by more than its tolerance.
+
+    Attributes:
+        table: ``"Table 1"`` … ``"Table 5"``.
+        row, column: the cell.
+        profile: the profile in which it is expected.
+        why: what our measurements say of the cause, or "Unexplained" and what was measured.
+        measured_in: where the book shows that measurement.
+    """
+
+    table: str
+    row: str
+    column: str
+    profile: str
+    why: str
+    measured_in: str
+
+
+_SOFTMAX3_DECAY = Deviation(
+    "Table 1", "softmax3", "", "full",
+    "softmax3's errors depend on how the weight decay's λ is read far more than any other network's: with λ = 1 "
+    "the decay dominates its objective. Which reading the paper used is not recoverable; we keep the one that "
+    "reproduces the other rows best.",
+    "the networks chapter, 'Which weight decay?': the spread of softmax3's errors over the three readings")
+
+DEVIATIONS: tuple[Deviation, ...] = (
+    replace(_SOFTMAX3_DECAY, column="Training error"),
+    replace(_SOFTMAX3_DECAY, column="Test error"),
+    Deviation(
+        "Table 4", "Distorted for M1'", "M1", "full",
+        "Unexplained. Our transfer between M1 and M1' is about as strong in both directions, where the paper's "
+        "is 26.2 % one way and 6.25 % the other; no measurement of ours accounts for the paper's asymmetry.",
+        "the cross-training-set chapter: both directions of transfer between M1 and M1'"),
+    Deviation(
+        "Table 4", "Distorted for M1', amplified", "M2", "full",
+        "Unexplained. Our four amplified cross-training-set cells lie close together, where the paper's spread "
+        "from 22 % to 50 %; this cell is the paper's lowest.",
+        "the cross-training-set chapter: the four amplified cross-training-set cells, ours and the paper's"),
+    Deviation(
+        "Table 4", "Distorted for M2, amplified", "M1", "full",
+        "Unexplained in this build. Since the full profile stops L-BFGS at the window test (M1, M1' and M2 "
+        "after 350-375 iterations), this cell reads 43 %; with the three trained to the 1,200-iteration cap "
+        "(the earlier builds) it read 34.9 %, inside the tolerance. The search is not the cause: the earlier "
+        "search's settings give 43.3 % on the same networks. No build yet measures both trainings side by side.",
+        "the cross-training-set chapter: the four amplified cross-training-set cells, ours and the paper's"),
+    Deviation(
+        "§4.2 adversarial training", "pools at every layer", "Test error", "full",
+        "Unexplained. Our pools at every layer give about 3.5 % test error where the paper reports below "
+        "1.2 %. What we measured: the pool at the input alone gives as much (3.4 %) and raises the training "
+        "error from 0.01 % to 2.7 %, while a pool at hidden layer 2 costs nothing (2.2 %, as weight decay); "
+        "the paper does not state its pool's search, mixing or schedule.",
+        "the adversarial-training chapter: the variants seed by seed, and the paper's orderings"),
+)
+"""Every cell we know to lie outside its tolerance, by table and profile."""
+
+
+def expected_deviations(table: str, profile: str) -> dict[tuple[str, str], Deviation]:
+    """The :data:`DEVIATIONS` of ``table`` in ``profile``, keyed by (row, column)."""
+    if table not in TABLES:
+        raise KeyError(f"unknown table {table!r}; choose one of {sorted(TABLES)}")
+    return {(d.row, d.column): d for d in DEVIATIONS if d.table == table and d.profile == profile}
+
+
+def deviation_table(table: str, profile: str) -> pd.DataFrame:
+    """The recorded deviations of ``table`` in ``profile``: one row per cell with why and where it is measured."""
+    rows = [{"row": row, "column": col, "why": d.why, "measured in": d.measured_in}
+            for (row, col), d in expected_deviations(table, profile).items()]
+    return pd.DataFrame(rows, columns=["row", "column", "why", "measured in"]).set_index(["row", "column"])
+
+
+class PaperMismatch(AssertionError):
+    """Raised when a reproduced number lies outside its tolerance of the paper's."""
+
+
+RESULTS_VAR = "INTRIGUING_RESULTS"
+"""While this names a file, every cell :func:`compare_with_paper` compares is appended to it as a
+JSON line (``python -m intriguing build`` gathers them into ``results.json``)."""
+CHAPTER_VAR = "INTRIGUING_CHAPTER"
+"""The chapter being executed, written into each recorded comparison."""
+
+
+def _record_comparison(table: str, ours: pd.DataFrame, ref: pd.DataFrame, per_column: Mapping[str, Tolerance],
+                       outside: pd.DataFrame, expected: Mapping[tuple[str, str], Deviation]) -> None:
+    path = os.environ.get(RESULTS_VAR)
+    if not path:
+        return
+    lines = []
+    for row in ours.index:
+        for col in ours.columns:
+            verdict = ("within tolerance" if not outside.loc[row, col] else
+                       "outside, a recorded deviation" if (row, col) in expected else "outside")
+            lines.append(json.dumps({"chapter": os.environ.get(CHAPTER_VAR, ""), "table": table, "row": str(row),
+                                     "column": str(col), "ours": float(ours.loc[row, col]),
+                                     "paper": float(ref.loc[row, col]), "tolerance": per_column[col].describe(),
+                                     "verdict": verdict}))
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("".join(line + "\n" for line in lines))
+
+
+def compare_with_paper(
+    ours: pd.DataFrame,
+    table: str,
+    tolerance: Tolerance | Mapping[str, Tolerance],
+    *,
+    profile: str,
+) -> pd.DataFrame:
+    """Put our numbers beside the paper's and fail when one is outside tolerance.
+
+    Args:
+        ours: our table; its index and columns must be in the paper's.
+        table: the paper's table, by name (a key of :data:`TABLES`).
+        tolerance: one :class:`Tolerance` for every column, or one per column of ``ours``.
+        profile: the profile the numbers come from; its :func:`expected_deviations` are the cells
+            allowed outside tolerance. Such a cell must still be outside, so that a recorded
+            deviation cannot outlive what it records.
+
+    Returns:
+        A table with, for each compared column, ``ours``, ``paper`` and ``diff`` (ours − paper)
+        and an ``ok`` column naming the cells outside tolerance.
+
+    Raises:
+        PaperMismatch: a cell outside tolerance is not an expected deviation, or an expected
+            deviation is inside.
+        KeyError: ``ours`` names a row or column the paper does not have, or ``tolerance`` lacks one
+            of its columns.
+    """
+    if table not in TABLES:
+        raise KeyError(f"unknown table {table!r}; choose one of {sorted(TABLES)}")
+    paper = TABLES[table]
+    missing_rows = set(ours.index) - set(paper.index)
+    missing_cols = set(ours.columns) - set(paper.columns)
+    if missing_rows or missing_cols:
+        raise KeyError(f"not in the paper's {table}: rows {sorted(missing_rows)}, columns {sorted(missing_cols)}")
+    per_column = {col: tolerance for col in ours.columns} if isinstance(tolerance, Tolerance) else dict(tolerance)
+    if set(ours.columns) - set(per_column):
+        raise KeyError(f"no tolerance for columns {sorted(set(ours.columns) - set(per_column))}")
+    expected = {cell: d for cell, d in expected_deviations(table, profile).items() if cell[1] in ours.columns}
+    ref = paper.loc[ours.index, ours.columns].astype(float)
+    diff = ours.astype(float) - ref
+    allowed = pd.DataFrame({col: per_column[col].value * (ref[col].abs() if per_column[col].relative else 1.0)
+                            for col in ours.columns}, index=ref.index).reindex(columns=ref.columns)
+    outside = diff.abs() > allowed + 1e-12
+    problems = []
+    for (row, col), is_out in outside.stack().items():
+        if is_out and (row, col) not in expected:
+            problems.append(f"{row} / {col}: ours {ours.loc[row, col]:.4g}, paper {ref.loc[row, col]:.4g}")
+        if not is_out and (row, col) in expected:
+            problems.append(f"{row} / {col} is recorded as a deviation in paper.DEVIATIONS but is within "
+                            f"tolerance now")
+    for cell in expected:
+        if cell[0] not in ours.index:
+            problems.append(f"expected deviation {cell} is not in the compared table")
+
+    side = pd.concat({col: pd.DataFrame({"ours": ours[col].astype(float), "paper": ref[col],
+                                         "diff": diff[col]}) for col in ours.columns}, axis=1)
+    flags = outside.apply(lambda r: ", ".join(c for c in r.index if r[c]), axis=1)
+    side[("ok", "")] = np.where(flags == "", "✓", "outside: " + flags)
+    _record_comparison(table, ours, ref, per_column, outside, expected)
+    if problems:
+        kinds = ", ".join(sorted({t.describe() for t in per_column.values()}))
+        raise PaperMismatch(f"outside the tolerance ({kinds}) of the paper's {table}:\n  " + "\n  ".join(problems)
+                            + f"\n\n{side.to_string()}")
+    return side

@@ -1,0 +1,155 @@
+"""Run profiles: every size knob of the book, chosen by name.
+
+``full`` is the paper's scale and the book's default; ``smoke`` is the quick, CI-sized preview.
+Pick one with the ``INTRIGUING_PROFILE`` environment variable or a notebook's ``profile``
+papermill parameter. Notebooks read their sizes from here, never set them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .adversarial_training import AdversarialTrainingSettings
+from .attacks import SearchSettings
+from .hardware import device
+
+__all__ = ["PROFILES", "Profile", "get_profile"]
+
+ENV_VAR = "INTRIGUING_PROFILE"
+DEFAULT_PROFILE = "full"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes one run of the book uses.
+
+    Attributes:
+        name: ``"smoke"`` or ``"full"``.
+        train_subset: training images used, taken as a seeded random subset (None: all 60,000;
+            P1 and P2 are cut to half of it each).
+        lbfgs_iterations: the L-BFGS iteration cap per training stage
+            (``"softmax"``, ``"mlp"``, ``"autoencoder"``, ``"ae_softmax"``), a safety limit.
+        converge_below: the paper's "until convergence": an L-BFGS stage stops once its objective
+            fell by less than this fraction over the last 100 iterations
+            (:func:`intriguing.train.minimize_lbfgs`); None: every stage runs to its cap.
+        cap_comparison: networks that the networks chapter also trains to the cap, to measure
+            what the window test changes.
+        conv_epochs: Adam epochs for the Conv network (dropout makes full-batch L-BFGS ill-posed).
+        attack_examples: images attacked per network and split (None: the whole split, as the
+            paper did).
+        min_target_examples: images attacked towards all nine wrong labels, for the true minimum.
+        peer_examples: images on which the peer attacks are compared with ours.
+        scipy_examples: of those, the images the slow per-example scipy reference attacks.
+        error_tolerance_pp: how far, in percentage points, a network's error may sit from the
+            paper's before the networks chapter's check fails.
+        distortion_tolerance: how far, as a fraction of the paper's value, an average minimum
+            distortion may sit from it before the blind-spots chapter's check fails.
+        transfer_tolerance_pp: how far, in percentage points, an error of Tables 2 and 4 may sit
+            from the paper's before the transfer chapters' checks fail (smoke: no limit; its checks
+            are the paper's orderings). Their distortion columns use ``distortion_tolerance``.
+        paper_scale: whether the run is at the paper's scale, so that the paper's claims and our
+            known deviations from it are asserted. A smoke subset cannot decide them: its chapters
+            assert only what holds at any scale.
+        search: the minimum-distortion search's settings on MNIST.
+        imagenet_examples: of the 20 shipped ImageNet images, how many Figure 5's search attacks.
+        imagenet_search: the search on EfficientNet-Lite0, with fewer c steps and L-BFGS
+            iterations than on MNIST because one gradient of 20 images takes seconds on a CPU.
+        adversarial_training: the adversarial-training chapter's minibatch training and pools; its
+            variants change only the pooled layers, dropout and the learning rate.
+        adversarial_learning_rates: Adam learning rates tried there on held-out images, with and
+            without dropout; each variant trains with the best of them.
+        adversarial_seeds: seeds (initial weights, minibatch order, pools) per variant there.
+        adversarial_distortion_examples: test images attacked per adversarially trained network.
+        expected_minutes: measured wall time of the whole book on 2 CPU cores, cold cache.
+    """
+
+    name: str
+    train_subset: int | None
+    lbfgs_iterations: dict[str, int] = field(default_factory=dict)
+    converge_below: float | None = None
+    cap_comparison: tuple[str, ...] = ()
+    conv_epochs: int = 1
+    attack_examples: int | None = None
+    min_target_examples: int = 1000
+    peer_examples: int = 1000
+    scipy_examples: int = 100
+    error_tolerance_pp: float = 1.5
+    distortion_tolerance: float = 0.25
+    transfer_tolerance_pp: float = 15.0
+    paper_scale: bool = False
+    search: SearchSettings = SearchSettings()
+    imagenet_examples: int = 20
+    imagenet_search: SearchSettings = SearchSettings(c_steps=5, max_iter=20)
+    adversarial_training: AdversarialTrainingSettings = AdversarialTrainingSettings()
+    adversarial_learning_rates: tuple[float, ...] = (1e-3, 3e-3)
+    adversarial_seeds: int = 3
+    adversarial_distortion_examples: int = 1000
+    expected_minutes: float = 0.0
+
+    def describe(self) -> str:
+        """A few short lines: the sizes, the expected time and the device."""
+        subset = "all 60,000" if self.train_subset is None else f"{self.train_subset:,}"
+        caps = ", ".join(f"{stage} {cap}" for stage, cap in self.lbfgs_iterations.items())
+        until = ("to the cap" if self.converge_below is None
+                 else f"until the objective falls < {self.converge_below:.0%} per 100 iterations")
+        return (f"profile {self.name!r}: {subset} training images, {self.conv_epochs} Conv epoch(s)\n"
+                f"L-BFGS {until}\nL-BFGS caps: {caps}\n"
+                f"about {self.expected_minutes:.0f} min on 2 CPU cores with an empty cache; running on {device()}")
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        train_subset=10_000,
+        lbfgs_iterations={"softmax": 100, "mlp": 150, "autoencoder": 60, "ae_softmax": 100},
+        converge_below=0.05,
+        cap_comparison=("softmax1", "N100-100-10"),
+        conv_epochs=2,
+        attack_examples=500,
+        min_target_examples=100,
+        peer_examples=200,
+        scipy_examples=20,
+        error_tolerance_pp=6.0,
+        distortion_tolerance=0.5,
+        transfer_tolerance_pp=100.0,
+        imagenet_examples=2,
+        imagenet_search=SearchSettings(c_steps=2, max_iter=5),
+        adversarial_training=AdversarialTrainingSettings(epochs=5, pool_start=1, pool_size=1000, refresh_every=25,
+                                                         refresh_share=0.25),
+        adversarial_learning_rates=(1e-2,),  # 5 epochs on 10,000 images: 1e-3 leaves the networks at 22 % error
+        adversarial_seeds=1,
+        adversarial_distortion_examples=100,
+        expected_minutes=3,  # measured: 2 min 39 s for all six chapters and the HTML, empty cache, 2 CPU cores
+    ),
+    "full": Profile(
+        name="full",
+        train_subset=None,
+        lbfgs_iterations={"softmax": 1000, "mlp": 1200, "autoencoder": 400, "ae_softmax": 1000},
+        converge_below=0.05,
+        cap_comparison=("softmax1", "N100-100-10"),
+        conv_epochs=6,
+        attack_examples=None,
+        min_target_examples=1000,
+        peer_examples=1000,
+        scipy_examples=100,
+        error_tolerance_pp=1.5,
+        distortion_tolerance=0.25,
+        transfer_tolerance_pp=15.0,
+        paper_scale=True,
+        imagenet_examples=20,
+        imagenet_search=SearchSettings(c_steps=5, max_iter=20),
+        expected_minutes=75,  # measured in parts: training 56 min + chapters about 17 min, 2 CPU cores
+    ),
+}
+
+
+def get_profile(name: Profile | str | None = None) -> Profile:
+    """The profile called ``name`` (a :class:`Profile` is returned as is), else ``$INTRIGUING_PROFILE``,
+    else ``full``."""
+    if isinstance(name, Profile):
+        return name
+    chosen = name or os.environ.get(ENV_VAR) or DEFAULT_PROFILE
+    if chosen not in PROFILES:
+        raise ValueError(f"unknown profile {chosen!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[chosen]

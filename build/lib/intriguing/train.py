@@ -1,0 +1,332 @@
+"""Training the paper's networks: full-batch L-BFGS with quadratic weight decay, cached on disk.
+
+The paper trains every MNIST model "with L-BFGS until convergence" (§4.2) with weight decay
+written λ Σw²/k, k the number of units in the layer. Three readings are implemented:
+``"per_unit"`` (λ Σw²/k, as written), ``"sum"`` (λ Σw²) and ``"half"`` (½ λ Σw², whose gradient
+is λw). The networks chapter measures all three on the softmax models, whose errors depend
+on λ most; :data:`DEFAULT_DECAY` is the one that reproduces Table 1 best.
+
+:func:`fit` trains a network on the images it is given; caching trained networks by their
+configuration is :mod:`intriguing.artifacts`' job. Long L-BFGS runs write atomic checkpoints
+where :func:`fit` is told to, so a killed run resumes where it stopped.
+
+"Until convergence" is read as a window test: an L-BFGS stage stops once its objective fell by
+less than a given fraction over the last :data:`CONVERGENCE_WINDOW` iterations, with the
+profile's iteration cap kept as a safety limit. The networks chapter measures what training on
+to the cap would have changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import cache
+from .data import Split
+from .hardware import device
+from .models import AutoencoderClassifier, MNISTNetwork, NetworkSpec
+
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "CONVERGENCE_WINDOW",
+    "DECAY_MODES",
+    "DEFAULT_DECAY",
+    "FitLog",
+    "SPARSE_AE",
+    "SparseAutoencoderSettings",
+    "TrainedNetwork",
+    "fit",
+    "minimize_lbfgs",
+    "weight_decay",
+    "window_fall",
+]
+
+DECAY_MODES = ("half", "sum", "per_unit")
+DEFAULT_DECAY = "half"
+CHECKPOINT_EVERY = 25  # L-BFGS iterations between checkpoints (and progress updates)
+CONVERGENCE_WINDOW = 100  # L-BFGS iterations over which the window test measures the objective's fall
+
+
+
+@dataclass(frozen=True)
+class SparseAutoencoderSettings:
+    """The sparse autoencoder's own objective (the paper does not state it; these are the
+    standard settings of the UFLDL sparse-autoencoder recipe for MNIST).
+
+    loss = ½‖x̂ − x‖² (mean over images) + β Σ_j KL(ρ ‖ ρ̂_j) + (λ/2)(‖W_enc‖² + ‖W_dec‖²)
+    """
+
+    sparsity_target: float = 0.1
+    sparsity_weight: float = 3.0
+    weight_decay: float = 3e-3
+
+
+SPARSE_AE = SparseAutoencoderSettings()
+
+
+@dataclass
+class FitLog:
+    """What one training stage did.
+
+    Attributes:
+        iterations: optimiser iterations (L-BFGS) or epochs (Adam) run.
+        stop: why it stopped: ``"cap"`` (the iteration cap), ``"lbfgs tolerance"`` (torch's
+            L-BFGS found no more progress), ``"window"`` (the window test of
+            :func:`minimize_lbfgs`) or ``"epochs"`` (Adam ran its epochs).
+        losses: the objective after every :data:`CHECKPOINT_EVERY` iterations, from iteration 0
+            to the last (L-BFGS), or the mean minibatch objective of each epoch (Adam).
+        seconds: wall time, summed over resumed runs.
+    """
+
+    iterations: int
+    stop: str
+    losses: list[float]
+    seconds: float
+
+    @property
+    def converged(self) -> bool:
+        """Whether an L-BFGS stage stopped before its cap."""
+        return self.stop in ("lbfgs tolerance", "window")
+
+
+@dataclass
+class TrainedNetwork:
+    """A trained network with how it was trained."""
+
+    name: str
+    model: MNISTNetwork
+    decay_mode: str
+    stages: dict[str, FitLog]
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages.values())
+
+
+def weight_decay(model: MNISTNetwork, lambdas: Sequence[float], mode: str = DEFAULT_DECAY) -> Tensor:
+    """Quadratic weight decay over the network's weight layers (biases are not decayed).
+
+    Args:
+        model: a network; its ``weight_layers()`` are paired with ``lambdas`` in order.
+        lambdas: λ for each weight layer.
+        mode: ``"half"`` for ½ λ Σw², ``"sum"`` for λ Σw², ``"per_unit"`` for the paper's
+            λ Σw²/k with k the number of units (outputs) of the layer.
+
+    Returns:
+        A scalar tensor.
+    """
+    if mode not in DECAY_MODES:
+        raise ValueError(f"unknown decay mode {mode!r}; choose one of {DECAY_MODES}")
+    layers = model.weight_layers()
+    if len(layers) != len(lambdas):
+        raise ValueError(f"{len(lambdas)} weight-decay values for {len(layers)} weight layers")
+    total = torch.zeros((), device=layers[0].weight.device)
+    for lam, layer in zip(lambdas, layers):
+        scale = {"half": 0.5, "sum": 1.0, "per_unit": 1.0 / layer.weight.shape[0]}[mode]
+        total = total + scale * lam * layer.weight.pow(2).sum()
+    return total
+
+
+def window_fall(losses: Sequence[float], window: int = CONVERGENCE_WINDOW, every: int = CHECKPOINT_EVERY) -> float:
+    """The objective's relative fall over the last ``window`` iterations, from losses recorded
+    every ``every`` iterations (inf while fewer than ``window`` iterations are recorded)."""
+    back = window // every
+    if len(losses) <= back:
+        return float("inf")
+    then, now = losses[-1 - back], losses[-1]
+    return (then - now) / max(abs(then), 1e-30)
+
+
+def minimize_lbfgs(
+    module: nn.Module,
+    params: list[nn.Parameter],
+    objective: Callable[[], Tensor],
+    max_iter: int,
+    *,
+    converge_below: float | None = None,
+    desc: str = "L-BFGS",
+    checkpoint: Path | None = None,
+    history_size: int = 100,
+) -> FitLog:
+    """Full-batch L-BFGS with a strong-Wolfe line search, until convergence or ``max_iter``.
+
+    Runs in intervals of :data:`CHECKPOINT_EVERY` iterations; after each it records the objective,
+    updates a progress bar and, if ``checkpoint`` is given, atomically saves the module and
+    optimiser state there. A run that finds that checkpoint resumes from it and ends with the same
+    weights as an uninterrupted run. The checkpoint is removed when the run ends. The window test
+    is checked only between intervals, so a run stopped by it is the prefix of a run to the cap.
+
+    Args:
+        module: owns ``params``; its ``state_dict`` is what the checkpoint stores.
+        params: the parameters to optimise.
+        objective: returns the scalar loss at the current parameters.
+        max_iter: iteration cap.
+        converge_below: stop once the objective fell by less than this fraction over the last
+            :data:`CONVERGENCE_WINDOW` iterations (see :func:`window_fall`); None: run to the cap
+            or torch's own tolerance.
+        desc: progress-bar label.
+        checkpoint: where to keep the resumable state, or None.
+        history_size: L-BFGS memory.
+
+    Returns:
+        A :class:`FitLog`.
+    """
+    if converge_below is not None and not converge_below > 0:
+        raise ValueError(f"converge_below must be positive, got {converge_below}")
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=CHECKPOINT_EVERY, max_eval=CHECKPOINT_EVERY * 10,
+                            history_size=history_size, line_search_fn="strong_wolfe")
+    done, stop, losses, seconds = 0, "", [], 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = cache.load(checkpoint)
+        module.load_state_dict(state["module"])
+        opt.load_state_dict(state["optimizer"])
+        done, stop, losses, seconds = state["done"], state["stop"], state["losses"], state["seconds"]
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+
+    with tqdm(total=max_iter, initial=done, desc=desc, unit="it", leave=False) as bar:
+        while not stop:
+            start = time.perf_counter()
+            if not losses:
+                with torch.no_grad():
+                    losses.append(float(objective()))
+            if done >= max_iter:
+                stop = "cap"
+                continue
+            before = opt.state[params[0]].get("n_iter", 0)
+            opt.param_groups[0]["max_iter"] = min(CHECKPOINT_EVERY, max_iter - done)
+            opt.step(closure)
+            ran = opt.state[params[0]]["n_iter"] - before
+            done += ran
+            with torch.no_grad():
+                losses.append(float(objective()))
+            if ran < opt.param_groups[0]["max_iter"]:
+                stop = "lbfgs tolerance"
+            elif converge_below is not None and window_fall(losses) < converge_below:
+                stop = "window"
+            elif done >= max_iter:
+                stop = "cap"
+            seconds += time.perf_counter() - start
+            bar.update(ran)
+            bar.set_postfix(loss=f"{losses[-1]:.5g}")
+            if checkpoint is not None:
+                cache.atomic_save({"module": module.state_dict(), "optimizer": opt.state_dict(),
+                                   "done": done, "stop": stop, "losses": losses, "seconds": seconds}, checkpoint)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return FitLog(done, stop, losses, seconds)
+
+
+def _classifier_objective(model: MNISTNetwork, inputs: Tensor, labels: Tensor,
+                          head: nn.Module | None, lambdas: Sequence[float], mode: str) -> Callable[[], Tensor]:
+    forward = head if head is not None else model
+
+    def objective() -> Tensor:
+        return F.cross_entropy(forward(inputs), labels) + weight_decay(model, lambdas, mode)
+
+    return objective
+
+
+def _sparse_autoencoder_objective(model: AutoencoderClassifier, images: Tensor) -> Callable[[], Tensor]:
+    rho, beta, lam = SPARSE_AE.sparsity_target, SPARSE_AE.sparsity_weight, SPARSE_AE.weight_decay
+    flat = images.flatten(1)
+
+    def objective() -> Tensor:
+        codes = torch.sigmoid(model.encoder(flat))
+        recon = torch.sigmoid(model.decoder(codes))
+        rho_hat = codes.mean(0).clamp(1e-6, 1 - 1e-6)
+        kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+        decay = model.encoder.weight.pow(2).sum() + model.decoder.weight.pow(2).sum()
+        return 0.5 * (recon - flat).pow(2).sum(1).mean() + beta * kl + 0.5 * lam * decay
+
+    return objective
+
+
+def _train_conv(model: MNISTNetwork, spec: NetworkSpec, data: Split, epochs: int, mode: str) -> FitLog:
+    """Adam on minibatches of 128: dropout makes a full-batch L-BFGS objective ill-posed."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(spec.seed)
+    losses, start = [], time.perf_counter()
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(data), generator=generator).to(data.images.device)
+        total = 0.0
+        for batch in tqdm(order.split(128), desc=f"{spec.name} epoch {epoch + 1}/{epochs}", leave=False):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(data.images[batch]), data.labels[batch])
+            loss = loss + weight_decay(model, spec.weight_decay, mode)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(data))
+    model.eval()
+    return FitLog(epochs, "epochs", losses, time.perf_counter() - start)
+
+
+def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations: Mapping[str, int],
+        conv_epochs: int, converge_below: float | None = None, decay_mode: str = DEFAULT_DECAY,
+        checkpoint: Callable[[str], Path] | None = None) -> dict[str, FitLog]:
+    """Train ``model`` (built from ``spec``) on ``data`` the way its family is trained, seeded by ``spec.seed``.
+
+    Args:
+        model: the untrained network; trained in place and left on the CPU in eval mode.
+        spec: its :class:`intriguing.models.NetworkSpec` (family, weight decay, seed).
+        data: the training images (N, 1, 28, 28) in [0, 1] and labels (N,).
+        lbfgs_iterations: the L-BFGS cap per stage: ``"softmax"``, ``"mlp"``, ``"autoencoder"``,
+            ``"ae_softmax"``.
+        conv_epochs: Adam epochs for the ``conv`` family.
+        converge_below: every L-BFGS stage's window test (see :func:`minimize_lbfgs`); None: to the cap.
+        decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`weight_decay`).
+        checkpoint: stage name -> where to keep that stage's resumable L-BFGS state.
+
+    Returns:
+        Stage name -> :class:`FitLog`.
+    """
+    if decay_mode not in DECAY_MODES:
+        raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
+    if len(data) == 0:
+        raise ValueError("cannot train on an empty set")
+    dev = device()
+    data = Split(data.images.to(dev), data.labels.to(dev))
+    model.to(dev)
+
+    def where(stage: str) -> Path | None:
+        return checkpoint(stage) if checkpoint is not None else None
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        if spec.family == "conv":
+            stages = {"adam": _train_conv(model, spec, data, conv_epochs, decay_mode)}
+        elif spec.family in ("softmax", "mlp"):
+            objective = _classifier_objective(model, data.images, data.labels, None, spec.weight_decay, decay_mode)
+            stages = {"lbfgs": minimize_lbfgs(model, list(model.parameters()), objective,
+                                              lbfgs_iterations[spec.family], converge_below=converge_below, desc=spec.name,
+                                              checkpoint=where("lbfgs"))}
+        else:
+            assert isinstance(model, AutoencoderClassifier)
+            ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
+            ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
+                                    lbfgs_iterations["autoencoder"], converge_below=converge_below,
+                                    desc=f"{spec.name} autoencoder",
+                                    checkpoint=where("autoencoder"))
+            with torch.no_grad():
+                codes = model.codes(data.images)
+            objective = _classifier_objective(model, codes, data.labels, model.head, spec.weight_decay, decay_mode)
+            head_log = minimize_lbfgs(model, list(model.head.parameters()), objective,
+                                      lbfgs_iterations["ae_softmax"], converge_below=converge_below,
+                                      desc=f"{spec.name} softmax",
+                                      checkpoint=where("softmax"))
+            stages = {"autoencoder": ae_log, "softmax": head_log}
+    model.cpu().eval()
+    return stages
