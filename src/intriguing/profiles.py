@@ -120,7 +120,7 @@ PROFILES: dict[str, Profile] = {
         adversarial_learning_rates=(1e-2,),  # 5 epochs on 10,000 images: 1e-3 leaves the networks at 22 % error
         adversarial_seeds=1,
         adversarial_distortion_examples=100,
-        expected_minutes=3,  # measured: 2 min 39 s for all six chapters and the HTML, empty cache, 2 CPU cores
+        expected_minutes=3,  # measured: 3 min 20 s for all seven chapters and the HTML, empty cache (timings/smoke.json)
     ),
     "full": Profile(
         name="full",
