@@ -101,6 +101,27 @@ def test_attack_matches_the_exact_optimum_on_a_linear_model():
     assert 1 - 1e-3 <= ratio <= 1.05
 
 
+def test_the_exact_attack_is_independent_of_its_chunks_and_meets_its_constraints(monkeypatch):
+    import intriguing.attacks as attacks
+
+    torch.manual_seed(1)
+    linear = nn.Linear(784, 10)
+    with torch.no_grad():
+        linear.weight.mul_(30)
+    images = torch.rand(20, 1, 28, 28)
+    labels = linear(images.flatten(1)).argmax(1)
+    targets = random_targets(labels, seed=2)
+    whole = exact_linear_attack(linear.weight, linear.bias, images, targets, labels, margin=1e-3)
+    monkeypatch.setattr(attacks, "EXACT_CHUNK", 7)
+    chunked = exact_linear_attack(linear.weight, linear.bias, images, targets, labels, margin=1e-3)
+    assert torch.allclose(whole.adversarial, chunked.adversarial, atol=1e-6)
+    logits = linear(whole.adversarial.flatten(1)).double()
+    target_logit = logits.gather(1, targets[:, None])
+    others = logits.scatter(1, targets[:, None], float("-inf")).amax(1, keepdim=True)
+    assert whole.success.all() and (target_logit - others >= 1e-3 - 1e-4).all()  # the margin, up to float32
+    assert ((whole.adversarial >= 0) & (whole.adversarial <= 1)).all()
+
+
 def test_attack_is_independent_of_batching():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 20), nn.Sigmoid(), nn.Linear(20, 10))

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import minimize
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -246,42 +244,56 @@ def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, settings: SearchS
     return AttackResult(best, success, distortion, c_lo)
 
 
+EXACT_CHUNK = 8192
+"""Examples per batch of the exact attack's dual solve: it bounds the float64 (n, m) tensors of its objective."""
+
+
 def exact_linear_attack(weight: Tensor, bias: Tensor, images: Tensor, targets: Tensor,
-                        labels: Tensor | None = None, margin: float = 1e-4) -> AttackResult:
+                        labels: Tensor | None = None, margin: float = 1e-4, *, max_iter: int = 2000) -> AttackResult:
     """The exact D(x, l) of a linear classifier logits = W x + b, by its convex dual.
 
     The primal, min ‖z − x‖² s.t. (w_l − w_j)·z + b_l − b_j ≥ margin for j ≠ l and z ∈ [0, 1]^m,
     has the dual max_{μ ≥ 0} ‖z(μ) − x‖² − μ·(A z(μ) + β) with z(μ) = clip(x + Aᵀμ / 2, 0, 1),
-    a smooth concave problem in the 9 multipliers μ, solved here per example with L-BFGS-B.
+    a smooth concave problem in the 9 multipliers μ. It is solved for every example at once, in
+    float64, by the book's batched box L-BFGS (:func:`intriguing.lbfgs_box.box_lbfgs`, μ ∈ [0, ∞)),
+    on the device of ``weight``.
 
     Args:
         weight: (10, m) weights; bias: (10,) biases.
         images: (N, 1, 28, 28) in [0, 1]; targets: (N,) target labels.
         labels: (N,) true labels, to reject targets equal to them.
         margin: how far past the decision boundary the result must lie.
+        max_iter: L-BFGS iterations per example; an unreachable target (its dual is unbounded)
+            runs to this cap and is reported as a failure.
 
     Returns:
-        An :class:`AttackResult` (``c`` is 0: there is no c to search).
+        An :class:`AttackResult` on the CPU (``c`` is 0: there is no c to search).
     """
     check_targets(images, targets, labels)
-    w = weight.detach().double().cpu().numpy()
-    b = bias.detach().double().cpu().numpy()
-    xs = images.detach().double().cpu().flatten(1).numpy()
-    out = np.empty_like(xs)
-    for i, (x, l) in enumerate(zip(xs, targets.tolist())):
-        others = [j for j in range(N_CLASSES) if j != l]
-        A, beta = w[l] - w[others], b[l] - b[others] - margin
+    w, b = weight.detach().double(), bias.detach().double()
+    xs = images.detach().to(w.device, torch.float64).flatten(1)
+    ls = targets.to(w.device)
+    steps = torch.arange(1, N_CLASSES, device=w.device)
+    parts = []
+    for start in range(0, len(xs), EXACT_CHUNK):
+        x, l = xs[start:start + EXACT_CHUNK], ls[start:start + EXACT_CHUNK]
+        others = (l[:, None] + steps) % N_CLASSES  # (n, 9): every class but the target
 
-        def negative_dual(mu: np.ndarray) -> tuple[float, np.ndarray]:
-            z = np.clip(x + A.T @ mu / 2, 0, 1)
-            slack = A @ z + beta
-            return -(np.sum((z - x) ** 2) - mu @ slack), slack
+        def z_of(mu: Tensor, i: Tensor, x: Tensor = x, l: Tensor = l, others: Tensor = others) -> Tensor:
+            nu = torch.zeros(len(i), N_CLASSES, dtype=mu.dtype, device=mu.device)
+            nu.scatter_(1, others[i], -mu).scatter_(1, l[i, None], mu.sum(1, keepdim=True))
+            return (x[i] + nu @ w / 2).clamp(0, 1)  # Aᵀμ = Σ_j μ_j (w_l − w_j)
 
-        mu = minimize(negative_dual, np.zeros(len(others)), jac=True, method="L-BFGS-B",
-                      bounds=[(0, None)] * len(others), options={"ftol": 1e-15, "gtol": 1e-12}).x
-        out[i] = np.clip(x + A.T @ mu / 2, 0, 1)
-    adversarial = torch.from_numpy(out).float().view_as(images)
-    logits = adversarial.flatten(1) @ weight.detach().float().cpu().T + bias.detach().float().cpu()
-    success = logits.argmax(1) == targets.cpu()
-    distortion = rms_distortion(adversarial, images.cpu())
-    return AttackResult(adversarial, success, distortion, torch.zeros(len(images)))
+        def negative_dual(mu: Tensor, i: Tensor, x: Tensor = x, l: Tensor = l, others: Tensor = others) -> Tensor:
+            z = z_of(mu, i)
+            logits = z @ w.T + b
+            slack = logits.gather(1, l[i, None]) - logits.gather(1, others[i]) - margin
+            return (mu * slack).sum(1) - (z - x[i]).pow(2).sum(1)
+
+        mu = box_lbfgs(negative_dual, x.new_zeros(len(x), N_CLASSES - 1), max_iter, lower=0.0, upper=float("inf"),
+                       gtol=1e-12, ftol=1e-15)
+        parts.append(z_of(mu, torch.arange(len(x), device=w.device)).float())
+    adversarial = torch.cat(parts).view(images.shape)
+    success = (adversarial.flatten(1) @ weight.detach().float().T + bias.detach().float()).argmax(1) == ls
+    distortion = rms_distortion(adversarial, images.to(w.device))
+    return AttackResult(adversarial.cpu(), success.cpu(), distortion.cpu(), torch.zeros(len(images)))
