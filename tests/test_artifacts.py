@@ -15,6 +15,13 @@ def test_adversarial_sets_are_built_in_cached_pieces(monkeypatch, tiny):
     _, again = artifacts.adversarial_set("softmax1", "train", tiny)
     assert torch.equal(again.adversarial, result.adversarial)
 
+    # The first 7 images are the whole set's first two pieces, read from the cache.
+    head_images, head = artifacts.adversarial_set("softmax1", "train", tiny, examples=7)
+    assert len(head_images) == len(head.success) == 7
+    assert torch.equal(head.adversarial, result.adversarial[:7]) and torch.equal(head_images.images, images.images[:7])
+    with pytest.raises(ValueError, match="examples must be at least 1"):
+        artifacts.adversarial_set("softmax1", "train", tiny, examples=0)
+
 
 def test_the_target_seed_selects_the_targets_and_the_cached_result(tiny):
     first, result = artifacts.adversarial_set("softmax1", "test", tiny, target_seed=0)

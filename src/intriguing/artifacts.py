@@ -206,8 +206,8 @@ def attacked_images(split: str, profile: Profile | str | None = None, target_see
 
 
 def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
-                    settings: SearchSettings | None = None,
-                    target_seed: int = 0) -> tuple[TargetedImages, AttackResult]:
+                    settings: SearchSettings | None = None, target_seed: int = 0,
+                    examples: int | None = None) -> tuple[TargetedImages, AttackResult]:
     """D(x, l) for every attacked image of ``split``, towards its random wrong target, cached.
 
     Computed in pieces of :data:`ATTACK_CHUNK` images, each cached on its own, so an interrupted
@@ -219,6 +219,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
         profile: a :class:`Profile`, a profile name, or None for the active profile.
         settings: the search's settings (None: the profile's ``search``).
         target_seed: the seed of the random targets.
+        examples: only the first ``examples`` of those images (None: all). The whole pieces that
+            hold them are attacked: they are the whole set's first pieces, cached once for both.
 
     Returns:
         The attacked images (with labels and targets) and the :class:`AttackResult`.
@@ -227,8 +229,11 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     settings = settings or profile.search
     model = trained_network(network, profile).model
     images = attacked_images(split, profile, target_seed)
+    if examples is not None and examples < 1:
+        raise ValueError(f"examples must be at least 1, got {examples}")
+    count = len(images) if examples is None else min(examples, len(images))
     pieces = []
-    starts = range(0, len(images), ATTACK_CHUNK)
+    starts = range(0, count, ATTACK_CHUNK)
     for start in tqdm(starts, desc=f"attacking {network} ({split})", disable=len(starts) == 1, leave=False):
         part = images.subset(slice(start, start + ATTACK_CHUNK))
 
@@ -239,8 +244,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
         pieces.append(cached("attacks", network, profile, compute, name=f"{network}-{split}-{start}",
                              settings=settings, split=split, attack_examples=profile.attack_examples, target_seed=target_seed,
                              start=start))
-    result = AttackResult(**{key: torch.cat([p[key] for p in pieces]) for key in pieces[0]})
-    return images, result
+    result = AttackResult(**{key: torch.cat([p[key] for p in pieces])[:count] for key in pieces[0]})
+    return images.subset(slice(0, count)), result
 
 
 def adversarial_sets(networks: list[str], split: str,

@@ -41,6 +41,8 @@ class Profile:
         min_target_examples: images attacked towards all nine wrong labels, for the true minimum.
         peer_examples: images on which the peer attacks are compared with ours.
         scipy_examples: of those, the images the slow per-example scipy reference attacks.
+        exact_examples: attacked training images on which the search is measured against the exact
+            optimum of the linear models (the first ones; at most all attacked images).
         error_tolerance_pp: how far, in percentage points, a network's error may sit from the
             paper's before the networks chapter's check fails.
         distortion_tolerance: how far, as a fraction of the paper's value, an average minimum
@@ -74,6 +76,7 @@ class Profile:
     min_target_examples: int = 1000
     peer_examples: int = 1000
     scipy_examples: int = 100
+    exact_examples: int = 10_000
     error_tolerance_pp: float = 1.5
     distortion_tolerance: float = 0.25
     transfer_tolerance_pp: float = 15.0

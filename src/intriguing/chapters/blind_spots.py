@@ -104,14 +104,15 @@ def check_noise_readings(accuracy: pd.DataFrame) -> None:
 
 
 def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
-    """Our search against the exact optimum on the linear softmax models, on every attacked image.
+    """Our search against the exact optimum on the linear softmax models, on the first
+    ``profile.exact_examples`` attacked training images.
 
     Two objectives are compared: the paper's (cross-entropy on the logits) and a sharpened one
     (cross-entropy on :data:`SHARPENED_LOGIT_SCALE` × the logits), whose minimiser is not pulled
     off the closest point of the target region by the soft maximum.
 
     Returns:
-        One row per softmax network: the exact QP's mean distortion, each objective's mean
+        One row per softmax network: the images compared, the exact QP's mean distortion, each objective's mean
         distortion and its ratio to the exact one (over the images all three succeed on), and the
         success rates (%).
     """
@@ -119,18 +120,19 @@ def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
     sharp = replace(profile.search, logit_scale=SHARPENED_LOGIT_SCALE)
     rows = {}
     for name in SOFTMAX_NETWORKS:
-        images, paper_objective = adversarial_set(name, "train", profile)
-        _, sharpened = adversarial_set(name, "train", profile, settings=sharp)
+        images, paper_objective = adversarial_set(name, "train", profile, examples=profile.exact_examples)
+        _, sharpened = adversarial_set(name, "train", profile, settings=sharp, examples=profile.exact_examples)
         linear = trained_network(name, profile).model.weight_layers()[0]
         assert isinstance(linear, nn.Linear) and linear.bias is not None
         exact = AttackResult(**cached(
             "attacks-exact", name, profile,
             lambda: asdict(exact_linear_attack(linear.weight, linear.bias, images.images, images.targets,
                                                images.labels)),
-            split="train", attack_examples=profile.attack_examples, target_seed=images.target_seed))
+            split="train", attack_examples=profile.attack_examples, target_seed=images.target_seed,
+            examples=len(images)))
         ok = paper_objective.success & sharpened.success & exact.success
         optimum = exact.distortion[ok].mean()
-        rows[name] = {"exact": optimum.item(),
+        rows[name] = {"images": len(images), "exact": optimum.item(),
                       "ours, paper's objective": paper_objective.distortion[ok].mean().item(),
                       "paper's objective / exact": (paper_objective.distortion[ok].mean() / optimum).item(),
                       "ours, sharpened": sharpened.distortion[ok].mean().item(),
