@@ -31,6 +31,29 @@ def test_tables_3_and_4_have_the_papers_layout(tiny):
     assert cross_training_set.deviations(table4, tiny).empty  # none recorded for the tiny profile
     table3 = cross_training_set.table3(tiny)
     assert isinstance(table3, pd.DataFrame) and (table3["Min Av. Distortion"] > 0).all()
+    assert table3.index.names == ["network", "replicate"] and len(table3) == 3
+
+
+def test_replicated_tables_compare_their_means_and_widen_the_tolerance_to_their_spread(monkeypatch, tiny):
+    from dataclasses import replace
+
+    from intriguing import profiles, spread
+    from intriguing.chapters import networks
+
+    twice = replace(tiny, replicates={"softmax1": 2, "M1": 2, "M1'": 2, "M2": 2})
+    monkeypatch.setitem(profiles.PROFILES, "tiny", twice)
+    samples = networks.table1_samples(twice)
+    assert samples.xs("softmax1", level="network").index.tolist() == [0, 1]
+    assert samples.xs("softmax2", level="network").index.tolist() == [0]
+    side = networks.compare_table1(samples, twice)
+    mean = samples.xs("softmax1", level="network")["Test error"].mean()
+    assert side.loc["softmax1", ("Test error", "ours")] == pytest.approx(mean)
+    assert ("tolerance", "") in side.columns
+    samples4 = cross_training_set.table4_samples(twice)
+    assert samples4.index.unique("replicate").tolist() == [0, 1]
+    assert not samples4.xs(0, level="replicate").equals(samples4.xs(1, level="replicate"))
+    beside = spread.beside_paper(samples4, paper.TABLE4, only_replicated=True)
+    assert (beside["n"] == 2).all() and len(beside) == paper.TABLE4.size
 
 
 def test_a_distortion_far_from_the_papers_fails_its_relative_tolerance(tiny):

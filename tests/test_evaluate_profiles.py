@@ -47,3 +47,19 @@ def test_full_profile_is_the_papers_scale():
     full, smoke = PROFILES["full"], PROFILES["smoke"]
     assert full.train_subset is None and full.error_tolerance_pp == 1.5
     assert all(smoke.lbfgs_iterations[k] < full.lbfgs_iterations[k] for k in full.lbfgs_iterations)
+
+
+def test_replicates_are_positive_and_shared_by_the_p1_p2_networks():
+    from dataclasses import replace
+
+    from intriguing import artifacts
+
+    full = PROFILES["full"]
+    assert all(full.replicates[name] >= 3 for name in ("M1", "M1'", "M2", "softmax1", "N100-100-10"))
+    assert list(artifacts.replicates("softmax2", "smoke")) == [0] and list(artifacts.replicates("M1", "smoke")) == [0, 1]
+    with pytest.raises(ValueError, match="positive integer"):
+        replace(full, replicates={"softmax1": 0})
+    with pytest.raises(ValueError, match="share each replicate's P1/P2 split"):
+        replace(full, replicates={"M1": 3, "M1'": 2, "M2": 3})
+    with pytest.raises(ValueError, match="unknown network 'nonesuch'"):
+        artifacts.replicates("nonesuch", full)

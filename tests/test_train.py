@@ -136,13 +136,34 @@ def test_cache_key_separates_configurations(tiny):
             != artifacts.training_config(spec, tiny, "half"))
 
 
-def test_a_seed_changes_the_network_and_keeping_it_loads_the_cached_one(monkeypatch, tiny):
+def test_a_replicate_changes_the_network_and_keeping_it_loads_the_cached_one(monkeypatch, tiny):
     default = artifacts.trained_network("softmax1", tiny)
-    other = artifacts.trained_network("softmax1", tiny, seed=7)
+    other = artifacts.trained_network("softmax1", tiny, replicate=1)
+    assert other.model is not default.model
     assert not torch.equal(default.model.layers[0].weight, other.model.layers[0].weight)
+    assert artifacts.replicate_spec("softmax1", 1).seed == default_seed("softmax1") + artifacts.REPLICATE_SEED_STRIDE
     monkeypatch.setattr(artifacts, "fit", lambda *a, **k: pytest.fail("retrained a cached network"))
-    again = artifacts.trained_network("softmax1", tiny, seed=7)
+    again = artifacts.trained_network("softmax1", tiny, replicate=1)
     assert torch.equal(other.model.layers[0].weight, again.model.layers[0].weight)
+    with pytest.raises(ValueError, match="a replicate is a non-negative integer"):
+        artifacts.trained_network("softmax1", tiny, replicate=-1)
+
+
+def test_a_replicate_draws_its_own_p1_p2_split_and_targets(tiny):
+    p1, p1_other = artifacts.training_split("P1", tiny), artifacts.training_split("P1", tiny, replicate=1)
+    assert not torch.equal(p1.images, p1_other.images)
+    assert torch.equal(artifacts.training_split("train", tiny).images, artifacts.training_split("train", tiny, 1).images)
+    first, result = artifacts.adversarial_set("softmax1", "test", tiny)
+    second, other = artifacts.adversarial_set("softmax1", "test", tiny, replicate=1)
+    assert second.target_seed == 1 and not torch.equal(first.targets, second.targets)
+    assert not torch.equal(result.adversarial, other.adversarial)
+    assert artifacts.result_key("softmax1", tiny) != artifacts.result_key("softmax1", tiny, replicate=1)
+
+
+def default_seed(name: str) -> int:
+    from intriguing.models import get_spec
+
+    return get_spec(name).seed
 
 
 def test_autoencoder_and_conv_train_and_lower_their_objectives(tiny):

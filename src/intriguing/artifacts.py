@@ -1,14 +1,19 @@
 """The cached, profile-keyed results that several chapters share, and the one builder of their cache keys.
 
 - trained networks (:func:`trained_network`), on the images a profile trains them on
-  (:func:`training_split`);
+  (:func:`training_split`), each in as many replicates as the profile asks (:func:`replicates`);
 - the images a profile attacks, with their random wrong targets drawn once (:func:`attacked_images`);
 - adversarial sets for training and test images (:func:`adversarial_set`), and the minimum over
   all nine targets (:func:`min_over_targets`).
 
 Every result is stored by :mod:`intriguing.cache` under a key from :func:`result_key`: the
-network's training configuration (its seed included), the search's settings, the target seed
-and whatever selects the images. A chapter that caches a result of its own (a timed peer table,
+network's training configuration (its seed and replicate included), the search's settings, the
+target seed and whatever selects the images.
+
+A replicate reruns an experiment with other seeds: replicate r > 0 of a network starts from the
+registry's seed + :data:`REPLICATE_SEED_STRIDE` × r, trains on the P1/P2 split drawn with seed r
+(for the networks trained on P1 or P2), and is attacked towards targets drawn with seed r.
+Replicate 0 is the book's run. A chapter that caches a result of its own (a timed peer table,
 an exact optimum) calls :func:`cached` with the same key builder.
 """
 
@@ -33,27 +38,28 @@ from .paper import TABLE3
 from .profiles import Profile, get_profile
 from .train import DECAY_MODES, DEFAULT_DECAY, SPARSE_AE, FitLog, TrainedNetwork, fit
 
-__all__ = ["ATTACK_CHUNK", "TargetedImages", "adversarial_set", "adversarial_sets", "attacked_images", "cached",
-           "min_over_targets", "result_key", "table3_errors", "trained_models", "trained_network",
-           "training_config", "training_split"]
+__all__ = ["ATTACK_CHUNK", "REPLICATE_SEED_STRIDE", "TargetedImages", "adversarial_set", "adversarial_sets", "attacked_images",
+           "cached", "min_over_targets", "replicate_spec", "replicates", "result_key", "table3_errors",
+           "trained_models", "trained_network", "training_config", "training_split"]
 
 T = TypeVar("T")
 
 TRAINING_FORMAT = 2  # bump to retrain every network after a change to how networks are trained
 SUBSET_SEED = 1234  # the seeded subset of a profile with train_subset
 ATTACK_CHUNK = 5000  # images per cached piece of an adversarial set: a killed run loses at most one piece
+REPLICATE_SEED_STRIDE = 100  # replicate r of a network starts from its registry seed + 100 r
 OTHER_NETWORKS = {"efficientnet-lite0": {"weights": EFFICIENTNET_LITE0_SHA256}}
 """Networks that are loaded, not trained, keyed by what identifies their weights."""
 
 
-def training_split(train_set: str, profile: Profile) -> Split:
-    """The training images a network sees: all of MNIST's training set, P1 or P2, cut to the
-    profile's seeded subset (each half to half of it)."""
+def training_split(train_set: str, profile: Profile, replicate: int = 0) -> Split:
+    """The training images a network sees: all of MNIST's training set, or P1 or P2 of the split drawn
+    with seed ``replicate``, cut to the profile's seeded subset (each half to half of it)."""
     train = load_mnist("train")
     if train_set == "train":
         index, size = torch.arange(len(train)), profile.train_subset
     elif train_set in ("P1", "P2"):
-        index = p1_p2_split()[0 if train_set == "P1" else 1]
+        index = p1_p2_split(seed=_check_replicate(replicate))[0 if train_set == "P1" else 1]
         size = None if profile.train_subset is None else profile.train_subset // 2
     else:
         raise ValueError(f"unknown training set {train_set!r}; choose 'train', 'P1' or 'P2'")
@@ -63,10 +69,33 @@ def training_split(train_set: str, profile: Profile) -> Split:
     return train.subset(index)
 
 
-def training_config(spec: NetworkSpec, profile: Profile, decay_mode: str, to_cap: bool = False) -> dict[str, Any]:
+def _check_replicate(replicate: int) -> int:
+    if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
+        raise ValueError(f"a replicate is a non-negative integer, got {replicate!r}")
+    return replicate
+
+
+def replicate_spec(name: str, replicate: int = 0) -> NetworkSpec:
+    """Network ``name``'s registry entry, with replicate ``replicate``'s seed."""
+    spec = get_spec(name)
+    if _check_replicate(replicate) == 0:
+        return spec
+    return replace(spec, seed=spec.seed + REPLICATE_SEED_STRIDE * replicate)
+
+
+def replicates(name: str, profile: Profile | str | None = None) -> range:
+    """The replicates the profile trains of network ``name``: 0, 1, …"""
+    get_spec(name)  # an unknown name fails here, not silently as one replicate
+    return range(get_profile(profile).replicates.get(name, 1))
+
+
+def training_config(spec: NetworkSpec, profile: Profile, decay_mode: str, to_cap: bool = False,
+                    replicate: int = 0) -> dict[str, Any]:
     """Everything that determines a trained network (its seed is in ``spec``): its cache key."""
     config: dict[str, Any] = {"format": TRAINING_FORMAT, "spec": asdict(spec), "decay_mode": decay_mode,
                               "train_subset": profile.train_subset}
+    if replicate:
+        config["replicate"] = replicate  # it also draws the P1/P2 split
     if spec.family != "conv":
         config["converge_below"] = None if to_cap else profile.converge_below
     if spec.family == "conv":
@@ -79,20 +108,15 @@ def training_config(spec: NetworkSpec, profile: Profile, decay_mode: str, to_cap
     return config
 
 
-def _spec(name: str, seed: int | None) -> NetworkSpec:
-    spec = get_spec(name)
-    return spec if seed is None else replace(spec, seed=seed)
-
-
 def trained_network(name: str, profile: Profile | str | None = None, decay_mode: str = DEFAULT_DECAY,
-                    seed: int | None = None, to_cap: bool = False) -> TrainedNetwork:
+                    replicate: int = 0, to_cap: bool = False) -> TrainedNetwork:
     """Network ``name`` trained as the profile says, or loaded from the cache.
 
     Args:
         name: a network of :data:`intriguing.models.NETWORKS`, e.g. ``"softmax1"``.
         profile: a :class:`Profile`, a profile name, or None for the active profile.
         decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`intriguing.train.weight_decay`).
-        seed: the initial weights' seed (None: the registry's).
+        replicate: which replicate (0: the book's run; see the module's docstring).
         to_cap: train every L-BFGS stage to the profile's iteration cap, without the window test
             of ``profile.converge_below`` (the networks chapter's comparison).
 
@@ -101,17 +125,17 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
     """
     if decay_mode not in DECAY_MODES:
         raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
-    spec = _spec(name, seed)
+    spec = replicate_spec(name, replicate)
     profile = get_profile(profile)
     if to_cap and spec.family != "conv" and profile.converge_below is not None:
-        stopped = trained_network(name, profile, decay_mode, seed)
+        stopped = trained_network(name, profile, decay_mode, replicate)
         if not any(log.stop == "window" for log in stopped.stages.values()):
             return stopped  # the window test stopped no stage: this run is the run to the cap
-    config = training_config(spec, profile, decay_mode, to_cap)
+    config = training_config(spec, profile, decay_mode, to_cap, replicate)
     model = build_model(spec)
 
     def compute() -> dict[str, Any]:
-        stages = fit(model, spec, training_split(spec.train_set, profile), lbfgs_iterations=profile.lbfgs_iterations,
+        stages = fit(model, spec, training_split(spec.train_set, profile, replicate), lbfgs_iterations=profile.lbfgs_iterations,
                      conv_epochs=profile.conv_epochs, converge_below=None if to_cap else profile.converge_below,
                      decay_mode=decay_mode,
                      checkpoint=lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config))
@@ -119,7 +143,7 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
 
         for stage, log in stages.items():
             timing.record("training", name, log.seconds, stage=stage, iterations=log.iterations, stop=log.stop,
-                          seed=spec.seed, decay_mode=decay_mode, to_cap=to_cap)
+                          seed=spec.seed, replicate=replicate, decay_mode=decay_mode, to_cap=to_cap)
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "stages": {k: asdict(v) for k, v in stages.items()}}
 
@@ -129,29 +153,32 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
     return TrainedNetwork(name, model, decay_mode, {k: FitLog(**v) for k, v in record["stages"].items()})
 
 
-def trained_models(names: list[str], profile: Profile | str | None = None) -> dict[str, nn.Module]:
-    """Name -> the trained model, for each of ``names``."""
-    return {name: trained_network(name, profile).model for name in names}
+def trained_models(names: list[str], profile: Profile | str | None = None, replicate: int = 0) -> dict[str, nn.Module]:
+    """Name -> the trained model of replicate ``replicate``, for each of ``names``."""
+    return {name: trained_network(name, profile, replicate=replicate).model for name in names}
 
 
-def table3_errors(profile: Profile | str | None = None) -> pd.DataFrame:
-    """Table 3's error columns (%): M1, M1' and M2 on P1, P2 (as the profile cuts them) and the test set.
-    The networks chapter shows them; the cross-training-set chapter adds its distortions."""
+def table3_errors(profile: Profile | str | None = None, replicate: int = 0) -> pd.DataFrame:
+    """Table 3's error columns (%): M1, M1' and M2 of one replicate on its P1, P2 (as the profile cuts
+    them) and the test set. The networks chapter shows them; the cross-training-set chapter adds its
+    distortions."""
     profile = get_profile(profile)
-    return error_table(trained_models(list(TABLE3.index), profile),
-                       {"Error on P1": training_split("P1", profile), "Error on P2": training_split("P2", profile),
-                        "Error on Test": load_mnist("test")})
+    return error_table(trained_models(list(TABLE3.index), profile, replicate),
+                       {"Error on P1": training_split("P1", profile, replicate),
+                        "Error on P2": training_split("P2", profile, replicate), "Error on Test": load_mnist("test")})
 
 
-def result_key(network: str, profile: Profile, *, settings: SearchSettings | None = None,
+def result_key(network: str, profile: Profile, *, settings: SearchSettings | None = None, replicate: int = 0,
                **selection: Any) -> dict[str, Any]:
-    """The cache key of a result computed on ``network``: what determines the network (its training
-    configuration, or its weights' checksum), the search's settings, the profile's training subset
-    and ``selection`` (the images, the target seed, …)."""
+    """The cache key of a result computed on replicate ``replicate`` of ``network``: what determines
+    the network (its training configuration, or its weights' checksum), the search's settings, the
+    profile's training subset and ``selection`` (the images, the target seed, …)."""
     if network in OTHER_NETWORKS:
+        if replicate:
+            raise ValueError(f"{network} is loaded, not trained: it has no replicate {replicate}")
         identity: dict[str, Any] = {"name": network, **OTHER_NETWORKS[network]}
     else:
-        identity = training_config(get_spec(network), profile, DEFAULT_DECAY)
+        identity = training_config(replicate_spec(network, replicate), profile, DEFAULT_DECAY, replicate=replicate)
     key = {"network": identity, "train_subset": profile.train_subset, **selection}
     if settings is not None:
         key["search"] = settings.key()
@@ -159,10 +186,10 @@ def result_key(network: str, profile: Profile, *, settings: SearchSettings | Non
 
 
 def cached(kind: str, network: str, profile: Profile, compute: Callable[[], T], *, name: str | None = None,
-           settings: SearchSettings | None = None, **selection: Any) -> T:
-    """``compute()``'s result for ``network``, stored under :func:`result_key` in the cache's ``kind``
-    folder, as ``name`` (default: the network's)."""
-    key = result_key(network, profile, settings=settings, **selection)
+           settings: SearchSettings | None = None, replicate: int = 0, **selection: Any) -> T:
+    """``compute()``'s result for replicate ``replicate`` of ``network``, stored under :func:`result_key`
+    in the cache's ``kind`` folder, as ``name`` (default: the network's)."""
+    key = result_key(network, profile, settings=settings, replicate=replicate, **selection)
     return cache.cached(kind, name or network, key, compute)
 
 
@@ -206,9 +233,10 @@ def attacked_images(split: str, profile: Profile | str | None = None, target_see
 
 
 def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
-                    settings: SearchSettings | None = None, target_seed: int = 0,
-                    examples: int | None = None) -> tuple[TargetedImages, AttackResult]:
-    """D(x, l) for every attacked image of ``split``, towards its random wrong target, cached.
+                    settings: SearchSettings | None = None, target_seed: int | None = None,
+                    examples: int | None = None, replicate: int = 0) -> tuple[TargetedImages, AttackResult]:
+    """D(x, l) for every attacked image of ``split``, towards its random wrong target, on one replicate
+    of the network, cached.
 
     Computed in pieces of :data:`ATTACK_CHUNK` images, each cached on its own, so an interrupted
     run resumes.
@@ -218,16 +246,18 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
         split: ``"train"`` or ``"test"``.
         profile: a :class:`Profile`, a profile name, or None for the active profile.
         settings: the search's settings (None: the profile's ``search``).
-        target_seed: the seed of the random targets.
+        target_seed: the seed of the random targets (None: the replicate's).
         examples: only the first ``examples`` of those images (None: all). The whole pieces that
             hold them are attacked: they are the whole set's first pieces, cached once for both.
+        replicate: which replicate of the network (0: the book's run).
 
     Returns:
         The attacked images (with labels and targets) and the :class:`AttackResult`.
     """
     profile = get_profile(profile)
     settings = settings or profile.search
-    model = trained_network(network, profile).model
+    target_seed = replicate if target_seed is None else target_seed
+    model = trained_network(network, profile, replicate=replicate).model
     images = attacked_images(split, profile, target_seed)
     if examples is not None and examples < 1:
         raise ValueError(f"examples must be at least 1, got {examples}")
@@ -242,15 +272,16 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
                                                 settings=settings))
 
         pieces.append(cached("attacks", network, profile, compute, name=f"{network}-{split}-{start}",
-                             settings=settings, split=split, attack_examples=profile.attack_examples, target_seed=target_seed,
-                             start=start))
+                             settings=settings, replicate=replicate, split=split,
+                             attack_examples=profile.attack_examples, target_seed=target_seed, start=start))
     result = AttackResult(**{key: torch.cat([p[key] for p in pieces])[:count] for key in pieces[0]})
     return images.subset(slice(0, count)), result
 
 
-def adversarial_sets(networks: list[str], split: str,
-                     profile: Profile | str | None = None) -> tuple[TargetedImages, dict[str, Tensor]]:
-    """The cached adversarial images of each network, on the profile's attacked images of ``split``.
+def adversarial_sets(networks: list[str], split: str, profile: Profile | str | None = None,
+                     replicate: int = 0) -> tuple[TargetedImages, dict[str, Tensor]]:
+    """The cached adversarial images of each network's replicate ``replicate``, on the profile's attacked
+    images of ``split`` (towards the replicate's targets).
 
     Returns:
         The originals with their labels, and network -> adversarial images (N, 1, 28, 28).
@@ -258,10 +289,10 @@ def adversarial_sets(networks: list[str], split: str,
     Raises:
         RuntimeError: an attack failed on some image, so the set is not wholly adversarial.
     """
-    originals = attacked_images(split, profile)
+    originals = attacked_images(split, profile, target_seed=replicate)
     adversarial = {}
     for name in networks:
-        _, result = adversarial_set(name, split, profile)
+        _, result = adversarial_set(name, split, profile, replicate=replicate)
         if not result.success.all():
             raise RuntimeError(f"the attack on {name} failed on {int((~result.success).sum())} images")
         adversarial[name] = result.adversarial

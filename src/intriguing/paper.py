@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-__all__ = ["ADVERSARIAL_TRAINING", "CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "TABLES", "Deviation",
+__all__ = ["ADVERSARIAL_TRAINING", "CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "SPREAD_SDS", "TABLES",
+           "Deviation",
            "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4", "TABLE5", "Tolerance", "compare_with_paper",
            "deviation_table", "expected_deviations"]
 
@@ -209,6 +210,10 @@ def deviation_table(table: str, profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "column", "why", "measured in"]).set_index(["row", "column"])
 
 
+SPREAD_SDS = 3.0
+"""With replicates, a cell's tolerance is max(the stated tolerance, SPREAD_SDS × the replicates' sd)."""
+
+
 class PaperMismatch(AssertionError):
     """Raised when a reproduced number lies outside its tolerance of the paper's."""
 
@@ -220,7 +225,7 @@ CHAPTER_VAR = "INTRIGUING_CHAPTER"
 """The chapter being executed, written into each recorded comparison."""
 
 
-def _record_comparison(table: str, ours: pd.DataFrame, ref: pd.DataFrame, per_column: Mapping[str, Tolerance],
+def _record_comparison(table: str, ours: pd.DataFrame, ref: pd.DataFrame, tolerances: pd.DataFrame,
                        outside: pd.DataFrame, expected: Mapping[tuple[str, str], Deviation]) -> None:
     path = os.environ.get(RESULTS_VAR)
     if not path:
@@ -232,7 +237,7 @@ def _record_comparison(table: str, ours: pd.DataFrame, ref: pd.DataFrame, per_co
                        "outside, a recorded deviation" if (row, col) in expected else "outside")
             lines.append(json.dumps({"chapter": os.environ.get(CHAPTER_VAR, ""), "table": table, "row": str(row),
                                      "column": str(col), "ours": float(ours.loc[row, col]),
-                                     "paper": float(ref.loc[row, col]), "tolerance": per_column[col].describe(),
+                                     "paper": float(ref.loc[row, col]), "tolerance": tolerances.loc[row, col],
                                      "verdict": verdict}))
     with open(path, "a", encoding="utf-8") as out:
         out.write("".join(line + "\n" for line in lines))
@@ -244,6 +249,7 @@ def compare_with_paper(
     tolerance: Tolerance | Mapping[str, Tolerance],
     *,
     profile: str,
+    spread: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Put our numbers beside the paper's and fail when one is outside tolerance.
 
@@ -254,10 +260,13 @@ def compare_with_paper(
         profile: the profile the numbers come from; its :func:`expected_deviations` are the cells
             allowed outside tolerance. Such a cell must still be outside, so that a recorded
             deviation cannot outlive what it records.
+        spread: the replicates' sd of each cell of ``ours`` (then the replicates' mean), NaN where a
+            cell has one replicate. A cell's tolerance becomes max(stated, :data:`SPREAD_SDS` × sd).
 
     Returns:
         A table with, for each compared column, ``ours``, ``paper`` and ``diff`` (ours − paper)
-        and an ``ok`` column naming the cells outside tolerance.
+        and an ``ok`` column naming the cells outside tolerance; with ``spread``, a ``tolerance``
+        column naming the cells whose tolerance came from the spread.
 
     Raises:
         PaperMismatch: a cell outside tolerance is not an expected deviation, or an expected
@@ -280,6 +289,13 @@ def compare_with_paper(
     diff = ours.astype(float) - ref
     allowed = pd.DataFrame({col: per_column[col].value * (ref[col].abs() if per_column[col].relative else 1.0)
                             for col in ours.columns}, index=ref.index).reindex(columns=ref.columns)
+    stated = pd.DataFrame({col: [per_column[col].describe()] * len(ref) for col in ours.columns}, index=ref.index)
+    from_spread = pd.DataFrame(False, index=ref.index, columns=ref.columns)
+    if spread is not None:
+        widened = SPREAD_SDS * spread.reindex(index=ours.index, columns=ours.columns).astype(float).fillna(0.0)
+        from_spread = widened > allowed
+        allowed = allowed.where(~from_spread, widened)
+        stated = stated.where(~from_spread, widened.map(lambda v: f"±{v:.3g} ({SPREAD_SDS:g} sd)"))
     outside = diff.abs() > allowed + 1e-12
     problems = []
     for (row, col), is_out in outside.stack().items():
@@ -296,7 +312,10 @@ def compare_with_paper(
                                          "diff": diff[col]}) for col in ours.columns}, axis=1)
     flags = outside.apply(lambda r: ", ".join(c for c in r.index if r[c]), axis=1)
     side[("ok", "")] = np.where(flags == "", "✓", "outside: " + flags)
-    _record_comparison(table, ours, ref, per_column, outside, expected)
+    if spread is not None:
+        widened_cols = from_spread.apply(lambda r: ", ".join(c for c in r.index if r[c]), axis=1)
+        side[("tolerance", "")] = np.where(widened_cols == "", "stated", f"{SPREAD_SDS:g} sd: " + widened_cols)
+    _record_comparison(table, ours, ref, stated, outside, expected)
     if problems:
         kinds = ", ".join(sorted({t.describe() for t in per_column.values()}))
         raise PaperMismatch(f"outside the tolerance ({kinds}) of the paper's {table}:\n  " + "\n  ".join(problems)

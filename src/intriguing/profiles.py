@@ -17,6 +17,8 @@ from .hardware import device
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
 ENV_VAR = "INTRIGUING_PROFILE"
+REPLICATED = ("softmax1", "N100-100-10", "M1", "M1'", "M2")
+"""The networks replicated in both profiles: the cheapest of Table 1 and the contested ones."""
 DEFAULT_PROFILE = "full"
 
 
@@ -63,6 +65,10 @@ class Profile:
             without dropout; each variant trains with the best of them.
         adversarial_seeds: seeds (initial weights, minibatch order, pools) per variant there.
         adversarial_distortion_examples: test images attacked per adversarially trained network.
+        replicates: network -> how many replicates the book trains and attacks (others: 1). A
+            replicate reruns the network's experiment with other seeds (initial weights, P1/P2
+            split, targets: see :mod:`intriguing.artifacts`). M1, M1' and M2 share a split per
+            replicate, so they must have as many.
         expected_minutes: measured wall time of the whole book on 2 CPU cores, cold cache.
     """
 
@@ -88,7 +94,17 @@ class Profile:
     adversarial_learning_rates: tuple[float, ...] = (1e-3, 3e-3)
     adversarial_seeds: int = 3
     adversarial_distortion_examples: int = 1000
+    replicates: dict[str, int] = field(default_factory=dict)
     expected_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, count in self.replicates.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"replicates of {name} must be a positive integer, got {count!r}")
+        p1_p2 = {self.replicates.get(name, 1) for name in ("M1", "M1'", "M2")}
+        if len(p1_p2) > 1:
+            raise ValueError(f"M1, M1' and M2 share each replicate's P1/P2 split: give them as many replicates, "
+                             f"got {sorted(p1_p2)}")
 
     def describe(self) -> str:
         """A few short lines: the sizes, the expected time and the device."""
@@ -123,6 +139,7 @@ PROFILES: dict[str, Profile] = {
         adversarial_learning_rates=(1e-2,),  # 5 epochs on 10,000 images: 1e-3 leaves the networks at 22 % error
         adversarial_seeds=1,
         adversarial_distortion_examples=100,
+        replicates=dict.fromkeys(REPLICATED, 2),
         expected_minutes=3,  # measured: 3 min 20 s for all seven chapters and the HTML, empty cache (timings/smoke.json)
     ),
     "full": Profile(
@@ -142,6 +159,7 @@ PROFILES: dict[str, Profile] = {
         paper_scale=True,
         imagenet_examples=20,
         imagenet_search=SearchSettings(c_steps=5, max_iter=20),
+        replicates=dict.fromkeys(REPLICATED, 3),
         expected_minutes=84,  # measured: 84 min 11 s for all seven chapters and the HTML, empty cache (timings/full.json)
     ),
 }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import paper
-from ..artifacts import adversarial_set, adversarial_sets, attacked_images, table3_errors, trained_models
+from .. import paper, spread
+from ..artifacts import adversarial_set, adversarial_sets, attacked_images, replicates, table3_errors, trained_models
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..transfer import (
@@ -21,7 +21,7 @@ from ..transfer import (
 
 __all__ = ["AMPLIFIED", "NETWORKS", "PLAIN", "amplified_cross_cells", "check_diagonal", "check_gain", "check_gaps",
            "check_margins", "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins",
-           "mutual_transfer", "off_diagonal", "per_example_reading", "set_size", "table3", "table4"]
+           "mutual_transfer", "off_diagonal", "per_example_reading", "set_size", "table3", "table4", "table4_samples"]
 
 NETWORKS = list(paper.TABLE3.index)
 PLAIN = {name: f"Distorted for {name}" for name in NETWORKS}
@@ -36,29 +36,43 @@ def set_size(profile: Profile | str | None = None) -> int:
     return len(attacked_images("test", profile))
 
 
+def _replicates(profile: Profile) -> range:
+    """The replicates of the three networks (one P1/P2 split each)."""
+    return replicates(NETWORKS[0], profile)
+
+
 def table3(profile: Profile | str | None = None) -> pd.DataFrame:
-    """Table 3: M1, M1' and M2's errors (%) on P1, P2 and the test set, and the average distortion of
-    their adversarial test images (random targets)."""
+    """Table 3 for every replicate: M1, M1' and M2's errors (%) on their P1, P2 and the test set, and
+    the average distortion of their adversarial test images (the replicate's random targets).
+
+    Returns:
+        One row per (network, replicate), the paper's columns.
+    """
     profile = get_profile(profile)
-    errors = table3_errors(profile)
-    distortion = {name: adversarial_set(name, "test", profile)[1].distortion.mean().item() for name in NETWORKS}
-    return errors.assign(**{"Min Av. Distortion": pd.Series(distortion)})
+    frames = {}
+    for r in _replicates(profile):
+        distortion = {name: adversarial_set(name, "test", profile, replicate=r)[1].distortion.mean().item()
+                      for name in NETWORKS}
+        frames[r] = table3_errors(profile, r).assign(**{"Min Av. Distortion": pd.Series(distortion)})
+    return pd.concat(frames, names=[spread.REPLICATE]).swaplevel().reindex(NETWORKS, level="network")
 
 
-def compare_table3(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Our Table 3 beside the paper's: errors within ``error_tolerance_pp``, distortions within
-    ``distortion_tolerance`` (relative)."""
-    tolerance = {col: Tolerance(profile.error_tolerance_pp) for col in table.columns if col.startswith("Error")}
+def compare_table3(samples: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 3 (the replicates' means) beside the paper's: errors within ``error_tolerance_pp``,
+    distortions within ``distortion_tolerance`` (relative), each widened to 3 sd of the replicates."""
+    tolerance = {col: Tolerance(profile.error_tolerance_pp) for col in samples.columns if col.startswith("Error")}
     tolerance["Min Av. Distortion"] = Tolerance(profile.distortion_tolerance, relative=True)
-    return paper.compare_with_paper(table, "Table 3", tolerance, profile=profile.name)
+    return paper.compare_with_paper(spread.replicate_means(samples), "Table 3", tolerance, profile=profile.name,
+                                    spread=spread.replicate_sd(samples))
 
 
-def table4(profile: Profile | str | None = None, per_example: bool = False) -> pd.DataFrame:
-    """Table 4: the adversarial test images of M1, M1' and M2, the same amplified to an average RMS
-    distortion of 0.1 (``per_example`` as in :func:`intriguing.transfer.amplify`), and Gaussian noise
-    at stddev 0.06 and 0.1, fed to the three networks. Rows and columns as :data:`intriguing.paper.TABLE4`."""
+def table4(profile: Profile | str | None = None, per_example: bool = False, replicate: int = 0) -> pd.DataFrame:
+    """Table 4 of one replicate: the adversarial test images of M1, M1' and M2, the same amplified to
+    an average RMS distortion of 0.1 (``per_example`` as in :func:`intriguing.transfer.amplify`), and
+    Gaussian noise at stddev 0.06 and 0.1, fed to the three networks. Rows and columns as
+    :data:`intriguing.paper.TABLE4`."""
     profile = get_profile(profile)
-    originals, adversarial = adversarial_sets(NETWORKS, "test", profile)
+    originals, adversarial = adversarial_sets(NETWORKS, "test", profile, replicate)
     x, labels = originals.images, originals.labels
     sets = {PLAIN[name]: DistortedSet.from_images(adversarial[name], x, labels) for name in NETWORKS}
     sets[NOISE_ROWS[0]] = noise_set(x, labels, NOISE[0], seed=0)
@@ -66,15 +80,24 @@ def table4(profile: Profile | str | None = None, per_example: bool = False) -> p
         sets[AMPLIFIED[name]] = DistortedSet.from_images(amplify(x, adversarial[name], per_example=per_example),
                                                          x, labels)
     sets[NOISE_ROWS[1]] = noise_set(x, labels, NOISE[1], seed=1)
-    return error_matrix(trained_models(NETWORKS, profile), sets)
+    return error_matrix(trained_models(NETWORKS, profile, replicate), sets)
 
 
-def compare_table4(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Our Table 4 beside the paper's: errors within ``transfer_tolerance_pp``, distortions within
-    ``distortion_tolerance`` (relative); the cells of :data:`intriguing.paper.DEVIATIONS` excepted."""
+def table4_samples(profile: Profile | str | None = None) -> pd.DataFrame:
+    """:func:`table4` for every replicate: one row per (set, replicate)."""
+    profile = get_profile(profile)
+    frames = {r: table4(profile, replicate=r) for r in _replicates(profile)}
+    return pd.concat(frames, names=[spread.REPLICATE]).swaplevel().reindex(list(paper.TABLE4.index), level="set")
+
+
+def compare_table4(samples: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 4 (the replicates' means) beside the paper's: errors within ``transfer_tolerance_pp``,
+    distortions within ``distortion_tolerance`` (relative), each widened to 3 sd of the replicates;
+    the cells of :data:`intriguing.paper.DEVIATIONS` excepted."""
     tolerance = {col: Tolerance(profile.transfer_tolerance_pp) for col in NETWORKS}
     tolerance[DISTORTION] = Tolerance(profile.distortion_tolerance, relative=True)
-    return paper.compare_with_paper(table, "Table 4", tolerance, profile=profile.name)
+    return paper.compare_with_paper(spread.replicate_means(samples), "Table 4", tolerance, profile=profile.name,
+                                    spread=spread.replicate_sd(samples))
 
 
 def deviations(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:

@@ -6,8 +6,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .. import paper, plots
-from ..artifacts import attacked_images, table3_errors, trained_network, training_split
+from .. import paper, plots, spread
+from ..artifacts import attacked_images, replicates, table3_errors, trained_network, training_split
 from ..attacks import min_distortion_attack
 from ..data import N_CLASSES, load_mnist
 from ..evaluate import error_table
@@ -19,7 +19,7 @@ from ..train import CHECKPOINT_EVERY, CONVERGENCE_WINDOW, DECAY_MODES, DEFAULT_D
 __all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "cap_comparison", "check_cap_comparison",
            "check_conv_beats_fully_connected", "check_decay_default", "compare_table1", "compare_table3",
            "conv_test_error", "data_counts", "decay_mode_table", "digits_figure", "loss_curves", "registry",
-           "table1_errors", "table3_errors", "training_summary"]
+           "table1_errors", "table1_samples", "table3_samples", "training_summary"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 SOFTMAX = list(SOFTMAX_NETWORKS)
@@ -52,22 +52,53 @@ def registry() -> pd.DataFrame:
 
 
 def table1_errors(profile: Profile | str | None = None, decay_mode: str = DEFAULT_DECAY,
-                  networks: list[str] | None = None) -> pd.DataFrame:
-    """Table 1's error columns (%): each network on the images it was trained on and on the test set."""
+                  networks: list[str] | None = None, replicate: int = 0) -> pd.DataFrame:
+    """Table 1's error columns (%): each network's replicate ``replicate`` on the images it was trained
+    on and on the test set."""
     profile = get_profile(profile)
-    models = {name: trained_network(name, profile, decay_mode).model for name in networks or TABLE1_NETWORKS}
+    models = {name: trained_network(name, profile, decay_mode, replicate).model for name in networks or TABLE1_NETWORKS}
     return pd.concat([error_table(models, {"Training error": training_split("train", profile)}),
                       error_table(models, {"Test error": load_mnist("test")})], axis=1)
 
 
-def compare_table1(ours: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Our Table 1 errors beside the paper's; raises outside ``profile.error_tolerance_pp``."""
-    return paper.compare_with_paper(ours, "Table 1", Tolerance(profile.error_tolerance_pp), profile=profile.name)
+def table1_samples(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 1's error columns (%) for every replicate the profile trains of each network.
+
+    Returns:
+        One row per (network, replicate): ``Training error`` and ``Test error``.
+    """
+    profile = get_profile(profile)
+    frames = {r: table1_errors(profile, networks=[name for name in TABLE1_NETWORKS if r in replicates(name, profile)],
+                               replicate=r)
+              for r in range(max(len(replicates(name, profile)) for name in TABLE1_NETWORKS))}
+    samples = pd.concat(frames, names=[spread.REPLICATE]).swaplevel().sort_index(level=1, sort_remaining=False)
+    return samples.reindex(TABLE1_NETWORKS, level="network")
 
 
-def compare_table3(ours: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Our Table 3 errors beside the paper's; raises outside ``profile.error_tolerance_pp``."""
-    return paper.compare_with_paper(ours, "Table 3", Tolerance(profile.error_tolerance_pp), profile=profile.name)
+def table3_samples(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 3's error columns (%) for every replicate of M1, M1' and M2 (each replicate its own P1/P2 split).
+
+    Returns:
+        One row per (network, replicate): ``Error on P1``, ``Error on P2`` and ``Error on Test``.
+    """
+    profile = get_profile(profile)
+    frames = {r: table3_errors(profile, r) for r in replicates("M1", profile)}
+    samples = pd.concat(frames, names=[spread.REPLICATE]).swaplevel()
+    return samples.reindex(list(paper.TABLE3.index), level="network")
+
+
+def compare_table1(samples: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 1 errors (the replicates' means) beside the paper's; raises outside
+    max(``profile.error_tolerance_pp``, 3 sd of the replicates)."""
+    return paper.compare_with_paper(spread.replicate_means(samples), "Table 1", Tolerance(profile.error_tolerance_pp),
+                                    profile=profile.name, spread=spread.replicate_sd(samples))
+
+
+def compare_table3(samples: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Our Table 3 errors (the replicates' means) beside the paper's; raises outside
+    max(``profile.error_tolerance_pp``, 3 sd of the replicates)."""
+    return paper.compare_with_paper(spread.replicate_means(samples), "Table 3", Tolerance(profile.error_tolerance_pp),
+                                    profile=profile.name, spread=spread.replicate_sd(samples))
 
 
 def decay_mode_table(profile: Profile | str | None = None) -> pd.DataFrame:
