@@ -18,11 +18,12 @@ from ..models import SOFTMAX_NETWORKS
 from ..paper import Tolerance
 from ..peers import SCIPY, compare_attacks
 from ..profiles import Profile, get_profile
+from ..spread import beside_paper, replicate_means
 from ..transfer import gaussian_noise
 
-__all__ = ["FIGURE7_NETWORKS", "PEER_NETWORK", "SHARPENED_LOGIT_SCALE", "check_exact", "check_noise_readings",
+__all__ = ["FIGURE7_NETWORKS", "PEER_NETWORK", "SHARPENED_LOGIT_SCALE", "beside_paper", "check_exact", "check_noise_readings",
            "check_peers", "check_success", "compare_table1", "exact_comparison", "figure7", "noise_accuracy",
-           "noise_figure", "peer_table", "table1_distortion", "table1_distortion_samples"]
+           "noise_figure", "peer_table", "replicate_means", "table1_distortion", "table1_distortion_samples"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 FIGURE7_NETWORKS = ["softmax1", "N200-200-10"]

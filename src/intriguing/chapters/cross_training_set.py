@@ -8,6 +8,7 @@ from .. import paper, spread
 from ..artifacts import adversarial_set, adversarial_sets, attacked_images, replicates, table3_errors, trained_models
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
+from ..spread import beside_paper, replicate_means
 from ..transfer import (
     DISTORTION,
     DistortedSet,
@@ -19,9 +20,10 @@ from ..transfer import (
     training_set_gap,
 )
 
-__all__ = ["AMPLIFIED", "NETWORKS", "PLAIN", "amplified_cross_cells", "check_diagonal", "check_gain", "check_gaps",
-           "check_margins", "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins",
-           "mutual_transfer", "off_diagonal", "per_example_reading", "set_size", "table3", "table4", "table4_samples"]
+__all__ = ["AMPLIFIED", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper", "check_diagonal", "check_gain",
+           "check_gaps", "check_margins", "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins",
+           "mutual_transfer", "off_diagonal", "per_example_reading", "replicate_means", "set_size", "table3",
+           "table4", "table4_samples"]
 
 NETWORKS = list(paper.TABLE3.index)
 PLAIN = {name: f"Distorted for {name}" for name in NETWORKS}

@@ -14,12 +14,13 @@ from ..evaluate import error_table
 from ..models import NETWORKS, SOFTMAX_NETWORKS, get_spec
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
+from ..spread import beside_paper, replicate_means
 from ..train import CHECKPOINT_EVERY, CONVERGENCE_WINDOW, DECAY_MODES, DEFAULT_DECAY, window_fall
 
-__all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "cap_comparison", "check_cap_comparison",
+__all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "beside_paper", "cap_comparison", "check_cap_comparison",
            "check_conv_beats_fully_connected", "check_decay_default", "compare_table1", "compare_table3",
            "conv_test_error", "data_counts", "decay_mode_table", "digits_figure", "loss_curves", "registry",
-           "table1_errors", "table1_samples", "table3_samples", "training_summary"]
+           "replicate_means", "table1_errors", "table1_samples", "table3_samples", "training_summary"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 SOFTMAX = list(SOFTMAX_NETWORKS)
