@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import torch
 
 from intriguing import paper
 from intriguing.chapters import blind_spots, cross_model, cross_training_set
@@ -106,3 +107,28 @@ def test_the_tuning_picks_the_best_held_out_setting_with_and_without_dropout():
                                      "dropout": {"lr": 3e-3, "dropout_input": 0.2, "dropout_hidden": 0.5}}
     with pytest.raises(ValueError, match="both with and without dropout"):
         chapter.choose(tuned[tuned["input dropout"] == 0.2])
+
+
+def test_a_filter_equal_to_a_training_image_has_similarity_one(monkeypatch, tiny):
+    from types import SimpleNamespace
+
+    from intriguing import artifacts
+    from intriguing.chapters import networks
+    from intriguing.models import build_model
+
+    model = build_model("AE400-10")
+    images = artifacts.training_split("train", tiny).images.flatten(1)  # 200 images
+    with torch.no_grad():
+        model.encoder.weight.copy_(3.0 * torch.cat([images, images]))  # each filter a scaled training image
+    monkeypatch.setattr(networks, "trained_network", lambda *a, **k: SimpleNamespace(model=model))
+    table = networks.filter_similarity(tiny)
+    assert table.loc["trained", "25 %"] == pytest.approx(1.0, abs=1e-5)
+    assert table.loc["initial", "median"] < 0.5  # random weights look like no digit
+    assert networks.autoencoder_filters(tiny, count=20).axes
+
+
+def test_noise_accuracy_covers_every_table1_network(tiny):
+    accuracy = blind_spots.noise_accuracy(tiny)
+    assert list(accuracy.index) == list(paper.TABLE1.index)
+    gap = accuracy["unclipped"] - paper.FIGURES["figure7c_noise_accuracy_percent"]
+    assert accuracy["unclipped − paper (pp)"].to_numpy() == pytest.approx(gap.to_numpy())

@@ -5,22 +5,24 @@ from __future__ import annotations
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from .. import paper, plots, spread
 from ..artifacts import attacked_images, replicates, table3_errors, trained_network, training_split
 from ..attacks import min_distortion_attack
 from ..data import N_CLASSES, load_mnist
 from ..evaluate import error_table
-from ..models import NETWORKS, SOFTMAX_NETWORKS, get_spec
+from ..models import NETWORKS, SOFTMAX_NETWORKS, AutoencoderClassifier, build_model, get_spec
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..spread import beside_paper, replicate_means
 from ..train import CHECKPOINT_EVERY, CONVERGENCE_WINDOW, DECAY_MODES, DEFAULT_DECAY, window_fall
 
-__all__ = ["DEFAULT_DECAY", "FULLY_CONNECTED", "SOFTMAX", "beside_paper", "cap_comparison", "check_cap_comparison",
-           "check_conv_beats_fully_connected", "check_decay_default", "compare_table1", "compare_table3",
-           "conv_test_error", "data_counts", "decay_mode_table", "digits_figure", "loss_curves", "registry",
-           "replicate_means", "table1_errors", "table1_samples", "table3_samples", "training_summary"]
+__all__ = ["AUTOENCODER", "DEFAULT_DECAY", "FILTER_IMAGES", "FULLY_CONNECTED", "SOFTMAX", "autoencoder_filters", "beside_paper",
+           "cap_comparison", "check_cap_comparison", "check_conv_beats_fully_connected", "check_decay_default",
+           "compare_table1", "compare_table3", "conv_test_error", "data_counts", "decay_mode_table", "digits_figure",
+           "filter_similarity", "loss_curves", "registry", "replicate_means", "table1_errors", "table1_samples",
+           "table3_samples", "training_summary"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 SOFTMAX = list(SOFTMAX_NETWORKS)
@@ -204,6 +206,48 @@ def check_cap_comparison(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
         distortion_ok = changes["distortion change (%)"].abs() <= 5
         assert (error_ok & distortion_ok).all(), changes
     return changes
+
+
+AUTOENCODER = "AE400-10"
+FILTER_IMAGES = 10_000
+"""The training images :func:`filter_similarity` compares each filter with."""
+
+
+def _encoder_weight(model: nn.Module) -> torch.Tensor:
+    assert isinstance(model, AutoencoderClassifier)
+    return model.encoder.weight.detach()
+
+
+def autoencoder_filters(profile: Profile | str | None = None, count: int = 100) -> Figure:
+    """The first ``count`` of AE400-10's first-layer filters (its encoder's weight rows), each scaled
+    to its own range: dark is its largest weight, white its smallest."""
+    weight = _encoder_weight(trained_network(AUTOENCODER, profile).model)[:count]
+    low, high = weight.min(1, keepdim=True).values, weight.max(1, keepdim=True).values
+    scaled = (weight - low) / (high - low).clamp_min(1e-12)
+    return plots.image_grid(scaled.view(-1, 1, 28, 28), ncols=20, size=0.45)
+
+
+def filter_similarity(profile: Profile | str | None = None) -> pd.DataFrame:
+    """How much AE400-10's first-layer filters look like digits, trained and at their initial weights.
+
+    Each filter is compared with the first :data:`FILTER_IMAGES` training images by cosine similarity
+    of the raw vectors; its score is the largest.
+
+    Returns:
+        One row per state (``trained``, ``initial``): the filters' count, and their scores' mean
+        and quartiles.
+    """
+    images = training_split("train", get_profile(profile)).images[:FILTER_IMAGES].flatten(1)
+    images = images / images.norm(dim=1, keepdim=True)
+    states = {"trained": _encoder_weight(trained_network(AUTOENCODER, profile).model),
+              "initial": _encoder_weight(build_model(AUTOENCODER))}
+    rows = {}
+    for state, weight in states.items():
+        best = (weight / weight.norm(dim=1, keepdim=True) @ images.T).max(1).values
+        q1, median, q3 = best.quantile(torch.tensor([0.25, 0.5, 0.75])).tolist()
+        rows[state] = {"filters": weight.shape[0], "mean": best.mean().item(), "25 %": q1, "median": median,
+                       "75 %": q3}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("best cosine with a training image")
 
 
 def loss_curves(profile: Profile | str | None = None) -> Figure:
