@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -98,3 +99,20 @@ def test_conv_operator_pads_as_asked():
     assert spectral.conv_operator(w, padding="circular")(x)[0, 0, 3, 3] == 1  # the corner wraps
     with pytest.raises(ValueError, match="unknown padding 'reflect'"):
         spectral.conv_operator(w, padding="reflect")
+
+
+def test_largest_bounds_places_table5s_largest_in_alexnets_first_layer(monkeypatch, tiny):
+    from intriguing.chapters import spectral as chapter
+
+    monkeypatch.setattr(chapter, "NETWORKS", ["softmax1", "N100-100-10"])  # the two cheapest to train
+    hand_set = pd.DataFrame({"Upper bound": [3.0, 5.0, 4.0]}, index=["stem", "middle", "head"])
+    monkeypatch.setattr(chapter, "efficientnet_table", lambda: hand_set)
+    table = chapter.largest_bounds(tiny)
+    lite0 = table.loc["EfficientNet-Lite0"]
+    assert (lite0["in layer"], lite0["position"], lite0["largest in the first layer"]) == ("middle", 2, False)
+    assert list(table.index) == ["softmax1", "N100-100-10", "EfficientNet-Lite0", "AlexNet (the paper's Table 5)"]
+    paper_row = table.loc["AlexNet (the paper's Table 5)"]
+    assert (paper_row["in layer"], paper_row["position"], paper_row["largest upper bound"]) == ("Conv. 1", 1, 20.0)
+    assert (table["largest upper bound"] >= table["first layer's upper bound"]).all()
+    assert table.loc["softmax1", "layers"] == 1 and table.loc["softmax1", "largest in the first layer"]
+    assert (table["largest in the first layer"] == (table["position"] == 1)).all()

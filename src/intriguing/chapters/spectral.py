@@ -13,10 +13,12 @@ from .. import paper, plots, spectral
 from ..artifacts import cached, trained_network
 from ..attacks import AttackResult, min_distortion_attack, random_targets
 from ..imagenet import ImageSet, alexnet, efficientnet_lite0, imagenet_samples
+from ..models import NETWORKS
 from ..profiles import Profile, get_profile
 
 __all__ = ["MNIST_NETWORKS", "accuracy_on_samples", "alexnet_table", "bounds_by_kind", "check_figure5",
-           "check_formula", "efficientnet_table", "figure5", "figure5_figure", "formula_vs_operator", "mnist_table"]
+           "check_formula", "efficientnet_table", "figure5", "figure5_figure", "formula_vs_operator", "largest_bounds",
+           "mnist_table"]
 
 MNIST_NETWORKS = ["Conv", "N100-100-10"]
 IMAGENET_CLASSES = 1000
@@ -76,6 +78,28 @@ def bounds_by_kind(table: pd.DataFrame) -> pd.DataFrame:
 def mnist_table(name: str, profile: Profile | str | None = None) -> pd.DataFrame:
     """The frame bounds of an MNIST network's layers."""
     return spectral.frame_bound_table(trained_network(name, profile).model, (1, 28, 28))
+
+
+def largest_bounds(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Where in each network the largest upper bound sits: every MNIST network of the book,
+    EfficientNet-Lite0, and the paper's AlexNet from Table 5 (a different network from all of ours).
+
+    Returns:
+        One row per network: its layers, the first layer's upper bound, the largest upper bound,
+        the layer holding it and that layer's position (1: the first layer met by a forward pass),
+        and whether the first layer holds it.
+    """
+    tables = {name: mnist_table(name, profile) for name in NETWORKS}
+    tables["EfficientNet-Lite0"] = efficientnet_table()
+    tables["AlexNet (the paper's Table 5)"] = paper.TABLE5
+    rows = {}
+    for name, table in tables.items():
+        upper = table["Upper bound"].astype(float)
+        position = list(upper.index).index(upper.idxmax()) + 1
+        rows[name] = {"layers": len(upper), "first layer's upper bound": upper.iloc[0],
+                      "largest upper bound": upper.max(), "in layer": upper.idxmax(), "position": position,
+                      "largest in the first layer": position == 1}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
 
 
 def alexnet_table() -> tuple[pd.DataFrame | None, str]:
