@@ -132,3 +132,12 @@ def test_noise_accuracy_covers_every_table1_network(tiny):
     assert list(accuracy.index) == list(paper.TABLE1.index)
     gap = accuracy["unclipped"] - paper.FIGURES["figure7c_noise_accuracy_percent"]
     assert accuracy["unclipped − paper (pp)"].to_numpy() == pytest.approx(gap.to_numpy())
+
+
+def test_nearest_target_sets_are_no_larger_than_random_ones_and_beat_noise_per_network(tiny):
+    table = cross_model.nearest_target_table2(tiny)
+    assert list(table.index.unique("targets")) == ["random target", "nearest target", "noise"]
+    transfer = cross_model.nearest_target_transfer(table)
+    assert list(transfer.index) == list(paper.TABLE1.index)
+    assert (transfer["nearest target: distortion"] <= transfer["random target: distortion"] + 1e-6).all()
+    assert transfer["nearest target: beats noise on"].between(0, 5).all()

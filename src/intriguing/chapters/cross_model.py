@@ -5,14 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import paper
-from ..artifacts import adversarial_sets, attacked_images, trained_models
+from ..artifacts import adversarial_set, adversarial_sets, attacked_images, min_over_targets, trained_models
 from ..models import NETWORKS as REGISTRY
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..transfer import DISTORTION, DistortedSet, error_matrix, noise_margins, noise_set
 
 __all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "cross_family_margins",
-           "difference", "margin_summary", "margins", "set_size", "table2"]
+           "difference", "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size",
+           "table2"]
 
 NETWORKS = list(paper.TABLE1.index)
 NOISE = (0.1, 0.3)
@@ -78,3 +79,55 @@ def cross_family_margins(found: pd.DataFrame) -> pd.DataFrame:
     family = {name: REGISTRY[name].family for name in NETWORKS}
     keep = [family[s] != family[n] for s, n in found.index]
     return found[keep]
+
+
+NEAREST, RANDOM = "nearest target", "random target"
+
+
+def nearest_target_table2(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 2 on the first ``profile.min_target_examples`` attacked training images, twice: each network's
+    adversarial images towards their random target, and towards the nearest of the nine wrong labels
+    (:func:`intriguing.artifacts.min_over_targets`), with Gaussian noise of stddev 0.1 and 0.3 on the same
+    images.
+
+    Returns:
+        Rows (kind, set) for kind in (``"random target"``, ``"nearest target"``, ``"noise"``), columns
+        as :func:`table2`.
+    """
+    profile = get_profile(profile)
+    frames = {}
+    originals = None
+    sets: dict[str, dict[str, DistortedSet]] = {RANDOM: {}, NEAREST: {}}
+    for name in NETWORKS:
+        images, nearest = min_over_targets(name, profile)
+        _, random = adversarial_set(name, "train", profile, examples=len(images))
+        for kind, result in ((RANDOM, random), (NEAREST, nearest)):
+            if not result.success.all():
+                raise RuntimeError(f"the {kind} attack on {name} failed on {int((~result.success).sum())} images")
+            sets[kind][name] = DistortedSet.from_images(result.adversarial, images.images, images.labels)
+        originals = images
+    assert originals is not None
+    noise = {row: noise_set(originals.images, originals.labels, stddev, seed=seed)
+             for seed, (row, stddev) in enumerate(zip(NOISE_ROWS, NOISE))}
+    models = trained_models(NETWORKS, profile)
+    for kind in (RANDOM, NEAREST):
+        frames[kind] = error_matrix(models, sets[kind])
+    frames["noise"] = error_matrix(models, noise)
+    return pd.concat(frames, names=["targets"])
+
+
+def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
+    """Random against nearest targets, per network the sets were made for: the mean off-diagonal
+    error (%), the mean margin over the weakest noise at least as strong (percentage points; see
+    :func:`intriguing.transfer.noise_margins`), how many of the five other networks it beats that
+    noise on, and the average distortion."""
+    rows: dict[str, dict[str, float]] = {name: {} for name in NETWORKS}
+    for kind in (RANDOM, NEAREST):
+        matrix = pd.concat([table.loc[kind], table.loc["noise"]])
+        found = noise_margins(matrix, {name: name for name in NETWORKS}, NOISE_ROWS)
+        for name in NETWORKS:
+            rows[name][f"{kind}: error on the others (%)"] = found.loc[name, "error"].mean()
+            rows[name][f"{kind}: margin over noise (pp)"] = found.loc[name, "margin"].mean()
+            rows[name][f"{kind}: beats noise on"] = int((found.loc[name, "margin"] > 0).sum())
+            rows[name][f"{kind}: distortion"] = matrix.loc[name, DISTORTION]
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("made for")
