@@ -4,8 +4,11 @@ from torch import nn
 
 from intriguing import attacks
 from intriguing.attacks import (
+    CPU_BATCH,
+    GPU_BATCH,
     SearchSettings,
     classified_as,
+    default_batch_size,
     exact_linear_attack,
     min_distortion_attack,
     random_targets,
@@ -120,6 +123,11 @@ def test_the_exact_attack_is_independent_of_its_chunks_and_meets_its_constraints
     others = logits.scatter(1, targets[:, None], float("-inf")).amax(1, keepdim=True)
     assert whole.success.all() and (target_logit - others >= 1e-3 - 1e-4).all()  # the margin, up to float32
     assert ((whole.adversarial >= 0) & (whole.adversarial <= 1)).all()
+
+
+def test_the_search_batch_follows_the_device():
+    assert default_batch_size(torch.device("cpu")) == CPU_BATCH
+    assert default_batch_size(torch.device("cuda")) == GPU_BATCH > CPU_BATCH
 
 
 def test_attack_is_independent_of_batching():

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from intriguing import artifacts, hardware
+from intriguing.adversarial_training import AdversarialTrainingSettings, adversarial_fit
 from intriguing.attacks import SearchSettings, min_distortion_attack, random_targets
 from intriguing.data import load_mnist
 from intriguing.evaluate import error_rate
 from intriguing.lbfgs_box import box_lbfgs
+from intriguing.models import SigmoidMLP
 from intriguing.units import activations
 
 pytestmark = [pytest.mark.cuda,
@@ -50,3 +52,14 @@ def test_training_attacks_and_evaluation_run_on_the_gpu(monkeypatch, tmp_path, t
     assert results["cuda"].success.all()
     ratio = results["cuda"].distortion.mean() / results["cpu"].distortion.mean()
     assert 0.95 <= ratio <= 1.05
+
+
+def test_pooled_training_runs_on_the_gpu(monkeypatch):
+    on("cuda", monkeypatch)
+    data = load_mnist("test").subset(slice(0, 300))
+    model = SigmoidMLP((20, 20))
+    settings = AdversarialTrainingSettings(pool_layers=(0, 2), pool_size=40, refresh_every=3, epochs=2, pool_start=0,
+                                           batch_size=32, lr=1e-2, search=SearchSettings(c_steps=2, max_iter=5))
+    curve = adversarial_fit(model, data, settings, weight_decay=(0.0,) * 3, seed=0, evaluation=data, progress=False)
+    assert curve.refreshes >= 3 and all(loss == loss for loss in curve.train_loss)
+    assert next(model.parameters()).device.type == "cpu"  # handed back on the CPU

@@ -186,17 +186,19 @@ class AdversarialPool:
             targets = random_targets(labels, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
             adversarial, _ = layer_adversarial(model, data.images[pick].cpu(), targets, k, labels=labels,
                                                settings=settings)
+            dev = next(model.parameters()).device  # the pool lives where the network trains
+            adversarial, labels = adversarial.to(dev), labels.to(dev)
             if not full:
                 self.inputs[k], self.labels[k] = adversarial, labels
             else:
-                slots = torch.randperm(self.size, generator=generator)[:n]
+                slots = torch.randperm(self.size, generator=generator)[:n].to(dev)
                 self.inputs[k][slots], self.labels[k][slots] = adversarial, labels
             replaced[k] = n
         return replaced
 
     def sample(self, k: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """``n`` random examples of layer ``k``'s pool, with their labels."""
-        pick = torch.randint(self.size, (n,), generator=generator)
+        """``n`` random examples of layer ``k``'s pool, with their labels, on the pool's device."""
+        pick = torch.randint(self.size, (n,), generator=generator).to(self.inputs[k].device)
         return self.inputs[k][pick], self.labels[k][pick]
 
 
@@ -257,13 +259,17 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
     per_layer = round(settings.mix * settings.batch_size / len(settings.pool_layers)) if settings.pool_layers else 0
+    if evaluation is not None:
+        eval_images, eval_labels = evaluation.images.to(dev), evaluation.labels.to(dev)
     curve = TrainingCurve([], [], [], 0, 0.0)
     start, step = time.perf_counter(), 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for epoch in tqdm(range(settings.epochs), desc="adversarial training", disable=not progress, leave=False):
             order = torch.randperm(len(data), generator=generator).to(dev)
-            total, pooling = 0.0, per_layer and epoch >= settings.pool_start
+            # summed on the device: reading the loss every step would sync a GPU hundreds of times per epoch
+            total = torch.zeros((), dtype=torch.float64, device=dev)
+            pooling = per_layer and epoch >= settings.pool_start
             for batch in order.split(settings.batch_size):
                 if pooling and (not pool.inputs or step % settings.refresh_every == 0):
                     model.eval()
@@ -274,11 +280,11 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
                 if settings.dropout_input:
                     x = F.dropout(x, settings.dropout_input, training=True)
                 loss = F.cross_entropy(forward_from(model, x, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
-                total += loss.item() * len(batch)
+                total += loss.detach().double() * len(batch)
                 for k in settings.pool_layers if pooling else ():
                     h, y = pool.sample(k, per_layer, generator)
-                    logits = forward_from(model, h.to(dev), k, dropout_hidden=settings.dropout_hidden)
-                    loss = loss + settings.mix / len(settings.pool_layers) * F.cross_entropy(logits, y.to(dev))
+                    logits = forward_from(model, h, k, dropout_hidden=settings.dropout_hidden)
+                    loss = loss + settings.mix / len(settings.pool_layers) * F.cross_entropy(logits, y)
                 loss = loss + sum(0.5 * lam * layer.weight.pow(2).sum() for lam, layer in zip(weight_decay, linears))
                 opt.zero_grad()
                 loss.backward()
@@ -287,10 +293,10 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
             schedule.step()
             model.eval()
             curve.epochs.append(epoch + 1)
-            curve.train_loss.append(total / len(data))
+            curve.train_loss.append(total.item() / len(data))
             if evaluation is not None:
                 with torch.no_grad():
-                    wrong = (model(evaluation.images.to(dev)).argmax(1).cpu() != evaluation.labels.cpu())
+                    wrong = model(eval_images).argmax(1) != eval_labels
                 curve.test_error.append(100 * wrong.double().mean().item())
     model.cpu().eval()
     curve.seconds = time.perf_counter() - start
