@@ -141,3 +141,20 @@ def test_nearest_target_sets_are_no_larger_than_random_ones_and_beat_noise_per_n
     assert list(transfer.index) == list(paper.TABLE1.index)
     assert (transfer["nearest target: distortion"] <= transfer["random target: distortion"] + 1e-6).all()
     assert transfer["nearest target: beats noise on"].between(0, 5).all()
+
+
+def test_table4_nearest_target_sets_are_no_larger_and_cover_both_kinds(tiny):
+    table = cross_training_set.nearest_target_table4(tiny)
+    assert list(table.index.unique("targets")) == ["random target", "nearest target", "noise"]
+    transfer = cross_training_set.nearest_target_transfer(table)
+    assert len(transfer) == 6  # three networks, as found and amplified
+    cross_training_set.check_nearest_no_larger(transfer)
+    amplified = transfer.loc[[cross_training_set.AMPLIFIED[n] for n in cross_training_set.NETWORKS]]
+    assert amplified["nearest target: distortion"].to_numpy() == pytest.approx(0.1, abs=1e-4)
+    assert transfer["random target: beats noise on"].between(0, 2).all()
+
+
+def test_a_nearest_target_set_larger_than_its_random_one_is_caught():
+    found = pd.DataFrame({"nearest target: distortion": [0.05], "random target: distortion": [0.04]})
+    with pytest.raises(AssertionError):
+        cross_training_set.check_nearest_no_larger(found)

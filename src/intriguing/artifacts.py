@@ -299,10 +299,11 @@ def adversarial_sets(networks: list[str], split: str, profile: Profile | str | N
     return originals, adversarial
 
 
-def min_over_targets(network: str, profile: Profile | str | None = None) -> tuple[TargetedImages, AttackResult]:
+def min_over_targets(network: str, profile: Profile | str | None = None,
+                     split: str = "train") -> tuple[TargetedImages, AttackResult]:
     """The true minimum distortion: D(x, l) for all nine wrong labels l, the closest kept, cached.
 
-    Run on the first ``profile.min_target_examples`` attacked training images.
+    Run on the first ``profile.min_target_examples`` attacked images of ``split``.
 
     Returns:
         Those images (their ``targets`` are the random ones of :func:`attacked_images`) and the
@@ -310,7 +311,7 @@ def min_over_targets(network: str, profile: Profile | str | None = None) -> tupl
     """
     profile = get_profile(profile)
     model = trained_network(network, profile).model
-    images = attacked_images("train", profile).subset(slice(0, profile.min_target_examples))
+    images = attacked_images(split, profile).subset(slice(0, profile.min_target_examples))
 
     def compute() -> dict[str, Tensor]:
         best: AttackResult | None = None
@@ -327,6 +328,7 @@ def min_over_targets(network: str, profile: Profile | str | None = None) -> tupl
         assert best is not None
         return asdict(best)
 
+    where: dict[str, Any] = {} if split == "train" else {"split": split}  # training results predate the choice
     result = cached("attacks-min", network, profile, compute, settings=profile.search,
-                    examples=profile.min_target_examples)
+                    examples=profile.min_target_examples, **where)
     return images, AttackResult(**result)

@@ -21,7 +21,7 @@ from .data import Split, check_images
 from .evaluate import error_rate
 
 __all__ = ["AMPLIFIED_DISTORTION", "DISTORTION", "DistortedSet", "amplification_gain", "amplify", "error_matrix",
-           "gaussian_noise", "noise_margins", "noise_set", "training_set_gap"]
+           "gaussian_noise", "noise_margins", "noise_set", "target_choice_transfer", "training_set_gap"]
 
 DISTORTION = "Av. distortion"
 """The error matrix's last column: each set's mean RMS distortion."""
@@ -202,3 +202,30 @@ def training_set_gap(matrix: pd.DataFrame, rows: Mapping[str, str], same: tuple[
     gap = {made_for: matrix.loc[rows[made_for], partner] - matrix.loc[rows[made_for], other]
            for made_for, partner in (same, same[::-1])}
     return pd.Series(gap, name="same − other training set (pp)").rename_axis("made for")
+
+
+def target_choice_transfer(tables: Mapping[str, pd.DataFrame], noise: pd.DataFrame, made_for: Mapping[str, str],
+                           noise_rows: Sequence[str]) -> pd.DataFrame:
+    """How each way of choosing the target changes transfer: for every adversarial set, the mean error
+    (%) it induces on the networks it was not made for, the mean margin over the weakest noise at least
+    as strong (percentage points; see :func:`noise_margins`), on how many of those networks it beats
+    that noise, and its average distortion.
+
+    Args:
+        tables: target choice (e.g. ``"random target"``) -> an :func:`error_matrix` of adversarial sets
+            made on the same originals.
+        noise: an :func:`error_matrix` of Gaussian noise on those originals, rows ``noise_rows``.
+        made_for: adversarial row -> the network it was made for (the same rows in every table).
+
+    Returns:
+        One row per adversarial set; four columns per target choice, named ``"<choice>: <measure>"``.
+    """
+    rows: dict[str, dict[str, float]] = {name: {} for name in made_for}
+    for choice, table in tables.items():
+        found = noise_margins(pd.concat([table, noise]), made_for, noise_rows)
+        for name in made_for:
+            rows[name][f"{choice}: error on the others (%)"] = found.loc[name, "error"].mean()
+            rows[name][f"{choice}: margin over noise (pp)"] = found.loc[name, "margin"].mean()
+            rows[name][f"{choice}: beats noise on"] = int((found.loc[name, "margin"] > 0).sum())
+            rows[name][f"{choice}: distortion"] = table.loc[name, DISTORTION]
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("set")

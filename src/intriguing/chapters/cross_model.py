@@ -9,7 +9,7 @@ from ..artifacts import adversarial_set, adversarial_sets, attacked_images, min_
 from ..models import NETWORKS as REGISTRY
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
-from ..transfer import DISTORTION, DistortedSet, error_matrix, noise_margins, noise_set
+from ..transfer import DISTORTION, DistortedSet, error_matrix, noise_margins, noise_set, target_choice_transfer
 
 __all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "cross_family_margins",
            "difference", "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size",
@@ -118,16 +118,9 @@ def nearest_target_table2(profile: Profile | str | None = None) -> pd.DataFrame:
 
 def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
     """Random against nearest targets, per network the sets were made for: the mean off-diagonal
-    error (%), the mean margin over the weakest noise at least as strong (percentage points; see
-    :func:`intriguing.transfer.noise_margins`), how many of the five other networks it beats that
-    noise on, and the average distortion."""
-    rows: dict[str, dict[str, float]] = {name: {} for name in NETWORKS}
-    for kind in (RANDOM, NEAREST):
-        matrix = pd.concat([table.loc[kind], table.loc["noise"]])
-        found = noise_margins(matrix, {name: name for name in NETWORKS}, NOISE_ROWS)
-        for name in NETWORKS:
-            rows[name][f"{kind}: error on the others (%)"] = found.loc[name, "error"].mean()
-            rows[name][f"{kind}: margin over noise (pp)"] = found.loc[name, "margin"].mean()
-            rows[name][f"{kind}: beats noise on"] = int((found.loc[name, "margin"] > 0).sum())
-            rows[name][f"{kind}: distortion"] = matrix.loc[name, DISTORTION]
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("made for")
+    error (%), the mean margin over the weakest noise at least as strong (percentage points), how many
+    of the five other networks it beats that noise on, and the average distortion
+    (:func:`intriguing.transfer.target_choice_transfer`)."""
+    tables = {kind: table.loc[kind] for kind in (RANDOM, NEAREST)}
+    found = target_choice_transfer(tables, table.loc["noise"], {name: name for name in NETWORKS}, NOISE_ROWS)
+    return found.rename_axis("made for")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import paper, spread
-from ..artifacts import adversarial_set, adversarial_sets, attacked_images, replicates, table3_errors, trained_models
+from ..artifacts import (
+    adversarial_set,
+    adversarial_sets,
+    attacked_images,
+    min_over_targets,
+    replicates,
+    table3_errors,
+    trained_models,
+)
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..spread import beside_paper, replicate_means
@@ -17,12 +25,14 @@ from ..transfer import (
     error_matrix,
     noise_margins,
     noise_set,
+    target_choice_transfer,
     training_set_gap,
 )
 
 __all__ = ["AMPLIFIED", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper", "check_diagonal", "check_gain",
-           "check_gaps", "check_margins", "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins",
-           "mutual_transfer", "off_diagonal", "per_example_reading", "replicate_means", "set_size", "table3",
+           "check_gaps", "check_margins", "check_nearest_no_larger", "compare_table3", "compare_table4",
+           "deviations", "gain", "gaps", "margins", "mutual_transfer", "nearest_target_table4",
+           "nearest_target_transfer", "off_diagonal", "per_example_reading", "replicate_means", "set_size", "table3",
            "table4", "table4_samples"]
 
 NETWORKS = list(paper.TABLE3.index)
@@ -179,3 +189,53 @@ def per_example_reading(profile: Profile | str | None = None) -> tuple[pd.DataFr
     """
     rows = table4(profile, per_example=True).loc[list(AMPLIFIED.values())]
     return rows, pd.Series({name: rows.loc[AMPLIFIED[name], name] for name in NETWORKS}, name="diagonal (%)")
+
+
+NEAREST, RANDOM = "nearest target", "random target"
+
+
+def nearest_target_table4(profile: Profile | str | None = None) -> pd.DataFrame:
+    """Table 4 on the first ``profile.min_target_examples`` attacked test images, twice: M1, M1' and
+    M2's adversarial images towards their random target, and towards the nearest of the nine wrong
+    labels (:func:`intriguing.artifacts.min_over_targets`), each as found and amplified, with Gaussian
+    noise of stddev 0.06 and 0.1 on the same images.
+
+    Returns:
+        Rows (targets, set) for targets in (``"random target"``, ``"nearest target"``, ``"noise"``),
+        columns as :func:`table4`.
+    """
+    profile = get_profile(profile)
+    frames = {}
+    sets: dict[str, dict[str, DistortedSet]] = {RANDOM: {}, NEAREST: {}}
+    for name in NETWORKS:
+        images, nearest = min_over_targets(name, profile, split="test")
+        _, random = adversarial_set(name, "test", profile, examples=len(images))
+        x, labels = images.images, images.labels
+        for kind, result in ((RANDOM, random), (NEAREST, nearest)):
+            if not result.success.all():
+                raise RuntimeError(f"the {kind} attack on {name} failed on {int((~result.success).sum())} images")
+            sets[kind][PLAIN[name]] = DistortedSet.from_images(result.adversarial, x, labels)
+            sets[kind][AMPLIFIED[name]] = DistortedSet.from_images(amplify(x, result.adversarial), x, labels)
+    noise = {row: noise_set(x, labels, stddev, seed=seed) for seed, (row, stddev) in enumerate(zip(NOISE_ROWS, NOISE))}
+    models = trained_models(NETWORKS, profile)
+    for kind in (RANDOM, NEAREST):
+        frames[kind] = error_matrix(models, sets[kind])
+    frames["noise"] = error_matrix(models, noise)
+    return pd.concat(frames, names=["targets"])
+
+
+def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
+    """Random against nearest targets, per set of :func:`nearest_target_table4`: the mean error (%) on
+    the two networks it was not made for, the mean margin over the weakest noise at least as strong
+    (percentage points), on how many of the two it beats that noise, and the average distortion
+    (:func:`intriguing.transfer.target_choice_transfer`)."""
+    made_for = {**{PLAIN[n]: n for n in NETWORKS}, **{AMPLIFIED[n]: n for n in NETWORKS}}
+    tables = {kind: table.loc[kind] for kind in (RANDOM, NEAREST)}
+    return target_choice_transfer(tables, table.loc["noise"], made_for, NOISE_ROWS)
+
+
+def check_nearest_no_larger(found: pd.DataFrame) -> None:
+    """Every nearest-target set is no more distorted than the random-target set on the same images:
+    the nearest of the nine targets includes the random one."""
+    nearest, random = found[f"{NEAREST}: distortion"], found[f"{RANDOM}: distortion"]
+    assert (nearest <= random + 1e-6).all(), found
