@@ -158,3 +158,39 @@ def test_a_nearest_target_set_larger_than_its_random_one_is_caught():
     found = pd.DataFrame({"nearest target: distortion": [0.05], "random target: distortion": [0.04]})
     with pytest.raises(AssertionError):
         cross_training_set.check_nearest_no_larger(found)
+
+
+def test_units_verdicts_are_read_per_replicate_and_checked_against_the_recorded_ones(tiny):
+    from dataclasses import replace
+
+    from intriguing.chapters import units
+
+    found = units.replicate_verdicts(replace(tiny, replicates={"N100-100-10": 2}))
+    assert list(found.index) == [("N100-100-10", 0), ("N100-100-10", 1)]
+    assert set(found["more coherent"]) <= {"units", "random directions", "neither"}
+    paper_scale = replace(tiny, paper_scale=True)
+    seed_dependent = pd.DataFrame({"more coherent": ["random directions", "neither"]},
+                                  index=pd.MultiIndex.from_tuples([("N100-100-10", 0), ("N100-100-10", 1)]))
+    units.check_verdicts(seed_dependent, paper_scale)
+    with pytest.raises(AssertionError):
+        units.check_verdicts(seed_dependent.replace("neither", "units"), paper_scale)
+
+
+def test_figure5_factors_change_one_thing_at_a_time(tiny):
+    from dataclasses import replace
+
+    from intriguing.attacks import SearchSettings
+    from intriguing.chapters import spectral
+
+    profile = replace(tiny, imagenet_examples=1, imagenet_factor_examples=1,
+                      imagenet_search=SearchSettings(c_steps=2, max_iter=3),
+                      imagenet_fine_search=SearchSettings(c_steps=2, max_iter=4))
+    factors = spectral.figure5_factors(profile)
+    assert len(factors) == 4
+    chapter = factors.iloc[0]
+    if chapter["reached target (%)"] > 0:  # the ratio is taken over the images that reached their target
+        assert chapter["× the chapter's"] == pytest.approx(1.0)
+    assert factors["in 8-bit levels"].to_numpy() == pytest.approx(255 * factors["average distortion"].to_numpy())
+    images, result = spectral.figure5(profile)
+    rounding = spectral.figure5_rounding(images, result)
+    assert 0 <= rounding["still at target (%)"] <= 100 and 0 <= rounding["pixels unchanged by the attack (%)"] <= 100

@@ -59,6 +59,9 @@ class Profile:
         imagenet_examples: of the 20 shipped ImageNet images, how many Figure 5's search attacks.
         imagenet_search: the search on EfficientNet-Lite0, with fewer c steps and L-BFGS
             iterations than on MNIST because one gradient of 20 images takes seconds on a CPU.
+        imagenet_factor_examples: of those, how many the measurements of what moves Figure 5's
+            distortion attack (a finer search, the paper's target class, a smaller input).
+        imagenet_fine_search: the finer search of those measurements.
         adversarial_training: the adversarial-training chapter's minibatch training and pools; its
             variants change only the pooled layers, dropout and the learning rate.
         adversarial_learning_rates: Adam learning rates tried there on held-out images, with and
@@ -90,6 +93,8 @@ class Profile:
     search: SearchSettings = SearchSettings()
     imagenet_examples: int = 20
     imagenet_search: SearchSettings = SearchSettings(c_steps=5, max_iter=20)
+    imagenet_factor_examples: int = 6
+    imagenet_fine_search: SearchSettings = SearchSettings(c_steps=10, max_iter=40)
     adversarial_training: AdversarialTrainingSettings = AdversarialTrainingSettings()
     adversarial_learning_rates: tuple[float, ...] = (1e-3, 3e-3)
     adversarial_seeds: int = 3
@@ -134,6 +139,8 @@ PROFILES: dict[str, Profile] = {
         transfer_tolerance_pp=100.0,
         imagenet_examples=2,
         imagenet_search=SearchSettings(c_steps=2, max_iter=5),
+        imagenet_factor_examples=2,
+        imagenet_fine_search=SearchSettings(c_steps=3, max_iter=10),
         adversarial_training=AdversarialTrainingSettings(epochs=5, pool_start=1, pool_size=1000, refresh_every=25,
                                                          refresh_share=0.25),
         adversarial_learning_rates=(1e-2,),  # 5 epochs on 10,000 images: 1e-3 leaves the networks at 22 % error
@@ -161,6 +168,8 @@ PROFILES: dict[str, Profile] = {
         paper_scale=True,
         imagenet_examples=20,
         imagenet_search=SearchSettings(c_steps=5, max_iter=20),
+        imagenet_factor_examples=6,
+        imagenet_fine_search=SearchSettings(c_steps=10, max_iter=40),
         replicates=dict.fromkeys(REPLICATED, 3),
         # 84 min 11 s measured cold before the replicates and the shorter exact comparison (timings/full.json); the
         # replicates measured in parts add about 24 min, the exact comparison on 10,000 images saves about 5

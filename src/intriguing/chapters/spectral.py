@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import pandas as pd
 import torch
@@ -11,14 +12,14 @@ from torch import nn
 
 from .. import paper, plots, spectral
 from ..artifacts import cached, trained_network
-from ..attacks import AttackResult, min_distortion_attack, random_targets
+from ..attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
 from ..imagenet import ImageSet, alexnet, efficientnet_lite0, imagenet_samples
 from ..models import NETWORKS
 from ..profiles import Profile, get_profile
 
-__all__ = ["MNIST_NETWORKS", "accuracy_on_samples", "alexnet_table", "bounds_by_kind", "check_figure5",
-           "check_formula", "efficientnet_table", "figure5", "figure5_figure", "formula_vs_operator", "largest_bounds",
-           "mnist_table"]
+__all__ = ["LOW_RESOLUTION", "MNIST_NETWORKS", "OSTRICH", "accuracy_on_samples", "alexnet_table", "bounds_by_kind",
+           "check_figure5", "check_formula", "efficientnet_table", "figure5", "figure5_factors", "figure5_figure",
+           "figure5_rounding", "formula_vs_operator", "largest_bounds", "mnist_table"]
 
 MNIST_NETWORKS = ["Conv", "N100-100-10"]
 IMAGENET_CLASSES = 1000
@@ -129,14 +130,89 @@ def figure5(profile: Profile | str | None = None, target_seed: int = 0) -> tuple
     k = profile.imagenet_examples
     images = ImageSet(samples.images[:k], samples.labels[:k], samples.names[:k])
     targets = random_targets(images.labels, seed=target_seed, n_classes=IMAGENET_CLASSES)
+    return images, _figure5_search(images, targets, profile.imagenet_search, profile, target_seed=target_seed)
 
+
+OSTRICH = 9
+"""The ImageNet class every image of the paper's Figure 5 was turned into ("ostrich, Struthio camelus")."""
+LOW_RESOLUTION = 112
+"""The side of the smaller input on which Figure 5's search is repeated (the network pools globally)."""
+EIGHT_BIT = 255
+
+
+def _figure5_search(images: ImageSet, targets: torch.Tensor, settings: SearchSettings, profile: Profile,
+                    **selection: Any) -> AttackResult:
+    """D(x, l) on EfficientNet-Lite0 for ``images`` towards ``targets``, cached under ``selection``."""
     def compute() -> dict[str, torch.Tensor]:
         return asdict(min_distortion_attack(efficientnet_lite0(), images.images, targets, labels=images.labels,
-                                            settings=profile.imagenet_search, batch_size=len(images)))
+                                            settings=settings, batch_size=len(images)))
 
-    result = cached("attacks-imagenet", "efficientnet-lite0", profile, compute, settings=profile.imagenet_search,
-                    images=list(images.names), target_seed=target_seed)
-    return images, AttackResult(**result)
+    return AttackResult(**cached("attacks-imagenet", "efficientnet-lite0", profile, compute, settings=settings,
+                                 images=list(images.names), **selection))
+
+
+def figure5_factors(profile: Profile | str | None = None, target_seed: int = 0) -> pd.DataFrame:
+    """What moves Figure 5's average distortion: the chapter's search on the first
+    ``profile.imagenet_factor_examples`` images, then the same images with one thing changed at a
+    time: a finer search (``profile.imagenet_fine_search``), every image aimed at the paper's
+    target class (:data:`OSTRICH`; images of that class left out), and the input at
+    :data:`LOW_RESOLUTION` pixels a side instead of 224.
+
+    Returns:
+        One row per setting: the images attacked, the share that reached its target (%), the
+        average RMS distortion of those that did, on the [0, 1] pixel scale, its ratio to the
+        chapter's setting on the same images, and the RMS in 8-bit grey levels.
+    """
+    profile = get_profile(profile)
+    k = min(profile.imagenet_factor_examples, profile.imagenet_examples)
+    _, chapter_result = figure5(profile, target_seed)
+    samples = imagenet_samples()
+    full = ImageSet(samples.images[:k], samples.labels[:k], samples.names[:k])
+    targets = random_targets(samples.labels[:profile.imagenet_examples], seed=target_seed,
+                             n_classes=IMAGENET_CLASSES)[:k]
+    keep = [i for i in range(k) if samples.labels[i] != OSTRICH]
+    not_ostrich = ImageSet(full.images[keep], full.labels[keep], tuple(full.names[i] for i in keep))
+    low = imagenet_samples(LOW_RESOLUTION)
+    low = ImageSet(low.images[:k], low.labels[:k], low.names[:k])
+    results = {
+        "the chapter's search (random targets, 224 × 224)": (range(k), AttackResult(
+            chapter_result.adversarial[:k], chapter_result.success[:k], chapter_result.distortion[:k],
+            chapter_result.c[:k])),
+        f"finer search ({profile.imagenet_fine_search.c_steps} c steps × "
+        f"{profile.imagenet_fine_search.max_iter} iterations)": (range(k), _figure5_search(
+            full, targets, profile.imagenet_fine_search, profile, target_seed=target_seed)),
+        "every image towards 'ostrich', as in the paper": (keep, _figure5_search(
+            not_ostrich, torch.full((len(keep),), OSTRICH), profile.imagenet_search, profile, target="ostrich")),
+        f"input at {LOW_RESOLUTION} × {LOW_RESOLUTION}": (range(k), _figure5_search(
+            low, targets, profile.imagenet_search, profile, target_seed=target_seed, side=LOW_RESOLUTION)),
+    }
+    rows = {}
+    for setting, (index, result) in results.items():
+        chapter = chapter_result.distortion[list(index)][chapter_result.success[list(index)]]
+        chapter_mean = chapter.mean().item() if len(chapter) else float("nan")
+        mean = result.distortion[result.success].mean().item() if result.success.any() else float("nan")
+        rows[setting] = {"images": len(result.success), "reached target (%)": 100 * result.success.double().mean().item(),
+                         "average distortion": mean, "× the chapter's": mean / chapter_mean,
+                         "in 8-bit levels": EIGHT_BIT * mean}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+
+
+def figure5_rounding(images: ImageSet, result: AttackResult) -> dict[str, float]:
+    """Whether Figure 5's adversarial images survive being saved as 8-bit pictures: each rounded to
+    the nearest of 256 grey levels per channel.
+
+    Returns:
+        ``"still at target (%)"``: the share of rounded images still classified as their target;
+        ``"pixels unchanged by the attack (%)"``: the share of pixels whose rounded value equals the
+        original's rounded value.
+    """
+    rounded = (result.adversarial * EIGHT_BIT).round() / EIGHT_BIT
+    net = efficientnet_lite0()
+    with torch.no_grad():
+        still = net(rounded).argmax(1) == net(result.adversarial).argmax(1)  # every image reached its target
+    same = (rounded * EIGHT_BIT).round() == (images.images * EIGHT_BIT).round()
+    return {"still at target (%)": 100 * still.double().mean().item(),
+            "pixels unchanged by the attack (%)": 100 * same.double().mean().item()}
 
 
 def figure5_figure(images: ImageSet, result: AttackResult, shown: int = 6) -> Figure:

@@ -9,21 +9,24 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import plots, units
-from ..artifacts import trained_network
+from ..artifacts import replicates, trained_network
 from ..data import load_mnist
 from ..imagenet import IMAGENET_DIR_VAR, efficientnet_lite0, image_folder, imagenet_samples
 from ..models import build_model
 from ..profiles import Profile, get_profile
 
 __all__ = ["ALPHA", "FIGURE_NETWORK", "NETWORKS", "TOP_K", "check_control", "check_verdicts", "coherence_table",
-           "figure_rows", "imagenet_rows", "imagenet_source", "verdict_text", "verdicts"]
+           "figure_rows", "imagenet_rows", "imagenet_source", "replicate_verdicts", "verdict_text", "verdicts"]
 
 NETWORKS = ["Conv", "N100-100-10", "AE400-10"]
 FIGURE_NETWORK = "Conv"
 TOP_K = 10
 ALPHA = 0.01
-EXPECTED_AT_PAPER_SCALE = {"Conv": "random directions", "N100-100-10": "random directions", "AE400-10": "units"}
-"""Which kind of direction our full-profile runs found significantly more label-pure, per network."""
+EXPECTED_AT_PAPER_SCALE = {"Conv": ("random directions",), "N100-100-10": ("random directions", "neither"),
+                           "AE400-10": ("units",)}
+"""The verdicts our full-profile runs found, per network. N100-100-10's depends on the seed: over its three
+replicates (2026-11-22, CPU) p was 3.6e-3, 0.81 and 0.010, so "random directions" once and "neither" twice
+(and p = 0.023 for replicate 0 trained on a GPU); units never won."""
 IMAGENET_FOLDER_LIMIT = 5000
 
 
@@ -79,13 +82,7 @@ def verdicts(table: pd.DataFrame, score: str = "label purity") -> pd.DataFrame:
     """Per network: the two means of ``score``, the p-value, and which kind of direction is
     significantly (p < :data:`ALPHA`) more coherent, or ``"neither"``."""
     trained = table.xs("trained", level="weights").xs(score, level="score")
-    rows = {}
-    for name, row in trained.iterrows():
-        winner = "neither"
-        if row["p-value"] < ALPHA:
-            winner = "units" if row["mean, units"] > row["mean, random"] else "random directions"
-        rows[name] = {"mean, units": row["mean, units"], "mean, random": row["mean, random"],
-                      "p-value": row["p-value"], "more coherent": winner}
+    rows = {name: _verdict(row) for name, row in trained.iterrows()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
 
 
@@ -96,10 +93,44 @@ def verdict_text(found: pd.DataFrame, network: str) -> str:
             f"{row['mean, random']:.2f}, p = {row['p-value']:.1e})")
 
 
+def _verdict(row: pd.Series) -> dict[str, object]:
+    winner = "neither"
+    if row["p-value"] < ALPHA:
+        winner = "units" if row["mean, units"] > row["mean, random"] else "random directions"
+    return {"mean, units": row["mean, units"], "mean, random": row["mean, random"], "p-value": row["p-value"],
+            "more coherent": winner}
+
+
+def replicate_verdicts(profile: Profile | str | None = None, seed: int = 0, score: str = "label purity") -> pd.DataFrame:
+    """:func:`verdicts` on every replicate of each network the profile replicates (trained weights only).
+
+    Returns:
+        One row per (network, replicate), the columns of :func:`verdicts`.
+    """
+    profile = get_profile(profile)
+    test = load_mnist("test")
+    pixels = test.images.flatten(1)
+    rows = {}
+    for name in NETWORKS:
+        runs = replicates(name, profile)
+        if len(runs) < 2:
+            continue
+        for r in runs:
+            phi = units.activations(trained_network(name, profile, replicate=r).model, test.images)
+            summary = units.unit_vs_random(phi, test.labels, pixels, TOP_K, seed).summary
+            rows[(name, r)] = _verdict(summary.loc[score])
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index = frame.index.set_names(["network", "replicate"])
+    return frame
+
+
 def check_verdicts(found: pd.DataFrame, profile: Profile) -> None:
-    """At the paper's scale, each network's verdict must be the one our full runs recorded."""
+    """At the paper's scale, each network's verdict (on every replicate, for a frame of
+    :func:`replicate_verdicts`) must be one our full runs recorded."""
     if profile.paper_scale:
-        assert found["more coherent"].to_dict() == EXPECTED_AT_PAPER_SCALE, found
+        networks = found.index.get_level_values(0)
+        allowed = [verdict in EXPECTED_AT_PAPER_SCALE[name] for name, verdict in zip(networks, found["more coherent"])]
+        assert all(allowed), found
 
 
 def check_control(table: pd.DataFrame) -> pd.Series:
