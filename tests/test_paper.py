@@ -93,3 +93,14 @@ def test_every_compared_cell_is_recorded_with_its_verdict_while_asked(tmp_path, 
                                                  "tolerance": PP.describe(), "verdict": "within tolerance"}
     failed = {(r["row"], r["column"]): r for r in rows[ours.size:]}
     assert failed[("softmax2", "Test error")]["verdict"] == "outside"
+
+
+def test_a_recorded_deviation_at_the_tolerance_edge_may_fall_inside_within_its_spread():
+    edge = paper.TABLE1.loc["softmax3", "Test error"] + 1.4  # 0.1 pp inside the ±1.5 band
+    ours = ours_table1({("softmax3", "Test error"): edge, ("softmax3", "Training error"): 25.0})
+    sd = pd.DataFrame(float("nan"), index=ours.index, columns=ours.columns)
+    sd.loc["softmax3", "Test error"] = 0.1  # 3 sd = 0.3 pp: the replicates cannot place the cell
+    compare_with_paper(ours, "Table 1", PP, profile="full", spread=sd)
+    sd.loc["softmax3", "Test error"] = 0.01  # 3 sd = 0.03 pp: the cell is inside, the record is stale
+    with pytest.raises(PaperMismatch, match="softmax3 / Test error is recorded as a deviation"):
+        compare_with_paper(ours, "Table 1", PP, profile="full", spread=sd)
