@@ -23,6 +23,31 @@ def test_adversarial_sets_are_built_in_cached_pieces(monkeypatch, tiny):
         artifacts.adversarial_set("softmax1", "train", tiny, examples=0)
 
 
+def test_pieces_attacked_together_are_stored_as_if_attacked_alone(monkeypatch, tiny, isolated_cache):
+    monkeypatch.setattr(artifacts, "ATTACK_CHUNK", 5)
+    calls = []
+    attack = artifacts.min_distortion_attack
+
+    def counted(model, images, *args, **kwargs):
+        calls.append(len(images))
+        return attack(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "min_distortion_attack", counted)
+    monkeypatch.setattr(artifacts, "default_batch_size", lambda dev: 5)  # one piece per search
+    _, alone = artifacts.adversarial_set("softmax1", "train", tiny)
+    assert calls == [5, 5, 2]
+    stored = sorted(p.name for p in (isolated_cache / "attacks").glob("*.pt"))
+    for p in (isolated_cache / "attacks").glob("*.pt"):
+        p.unlink()
+    calls.clear()
+    monkeypatch.setattr(artifacts, "default_batch_size", lambda dev: 1000)  # every piece in one search
+    _, together = artifacts.adversarial_set("softmax1", "train", tiny)
+    assert calls == [12]
+    assert sorted(p.name for p in (isolated_cache / "attacks").glob("*.pt")) == stored  # the same three files
+    assert torch.allclose(together.distortion, alone.distortion, atol=1e-6)
+    assert torch.equal(together.success, alone.success)
+
+
 def test_the_target_seed_selects_the_targets_and_the_cached_result(tiny):
     first, result = artifacts.adversarial_set("softmax1", "test", tiny, target_seed=0)
     second, other = artifacts.adversarial_set("softmax1", "test", tiny, target_seed=1)
@@ -33,11 +58,16 @@ def test_the_target_seed_selects_the_targets_and_the_cached_result(tiny):
     assert key["network"]["spec"]["seed"] == 0
 
 
-def test_min_over_targets_is_no_larger_than_random_targets(tiny):
+def test_min_over_targets_is_no_larger_than_random_targets_and_keeps_the_closest(tiny):
     _, random = artifacts.adversarial_set("softmax2", "train", tiny)
     images, minimum = artifacts.min_over_targets("softmax2", tiny)
     assert minimum.success.all() and len(minimum.success) == len(images) == 4
     assert (minimum.distortion <= random.distortion[:4] + 1e-6).all()
+    model = artifacts.trained_network("softmax2", tiny).model
+    for shift in (1, 5, 9):  # each target's own search is never closer than the minimum kept
+        one = artifacts.min_distortion_attack(model, images.images, (images.labels + shift) % 10, settings=tiny.search,
+                                              progress=False)
+        assert (minimum.distortion <= one.distortion + 1e-6)[one.success].all()
 
 
 def test_unknown_split(tiny):

@@ -47,3 +47,12 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "elsewhere"))
     assert cache.cache_path("k", "M1'", {}).parent == tmp_path / "elsewhere" / "k"
     assert "'" not in cache.cache_path("k", "M1'", {}).name
+
+
+def test_lookup_says_missing_until_a_result_is_stored(isolated_cache):
+    config = {"seed": 3}
+    assert cache.lookup("kind", "name", config) is cache.MISSING
+    cache.store("kind", "name", config, {"x": torch.arange(3)})
+    assert torch.equal(cache.lookup("kind", "name", config)["x"], torch.arange(3))
+    assert cache.lookup("kind", "name", {"seed": 4}) is cache.MISSING
+    assert [entry["config"] for entry in cache.index("kind")] == [config]

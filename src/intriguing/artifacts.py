@@ -29,9 +29,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import cache
-from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
+from .attacks import AttackResult, SearchSettings, default_batch_size, min_distortion_attack, random_targets
 from .data import N_CLASSES, Split, load_mnist, p1_p2_split
 from .evaluate import error_table
+from .hardware import device
 from .imagenet import EFFICIENTNET_LITE0_SHA256
 from .models import NetworkSpec, build_model, get_spec
 from .paper import TABLE3
@@ -262,19 +263,26 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     if examples is not None and examples < 1:
         raise ValueError(f"examples must be at least 1, got {examples}")
     count = len(images) if examples is None else min(examples, len(images))
-    pieces = []
-    starts = range(0, count, ATTACK_CHUNK)
-    for start in tqdm(starts, desc=f"attacking {network} ({split})", disable=len(starts) == 1, leave=False):
-        part = images.subset(slice(start, start + ATTACK_CHUNK))
-
-        def compute() -> dict[str, Tensor]:
-            return asdict(min_distortion_attack(model, part.images, part.targets, labels=part.labels,
-                                                settings=settings))
-
-        pieces.append(cached("attacks", network, profile, compute, name=f"{network}-{split}-{start}",
-                             settings=settings, replicate=replicate, split=split,
-                             attack_examples=profile.attack_examples, target_seed=target_seed, start=start))
-    result = AttackResult(**{key: torch.cat([p[key] for p in pieces])[:count] for key in pieces[0]})
+    starts = list(range(0, count, ATTACK_CHUNK))
+    keys = {start: result_key(network, profile, settings=settings, replicate=replicate, split=split,
+                              attack_examples=profile.attack_examples, target_seed=target_seed, start=start)
+            for start in starts}
+    pieces = {start: cache.lookup("attacks", f"{network}-{split}-{start}", keys[start]) for start in starts}
+    missing = [start for start in starts if pieces[start] is cache.MISSING]
+    # Missing pieces are attacked together, as many as fill one batch of the device (one at a time on a CPU,
+    # ten on a GPU): an image's result does not depend on its batch, so each piece is stored as if alone.
+    together = max(1, default_batch_size(device()) // ATTACK_CHUNK)
+    groups = [missing[i:i + together] for i in range(0, len(missing), together)]
+    for group in tqdm(groups, desc=f"attacking {network} ({split})", disable=len(groups) <= 1, leave=False):
+        parts = [images.subset(slice(start, start + ATTACK_CHUNK)) for start in group]
+        result = min_distortion_attack(model, torch.cat([p.images for p in parts]), torch.cat([p.targets for p in parts]),
+                                       labels=torch.cat([p.labels for p in parts]), settings=settings)
+        split_at = [len(p) for p in parts]
+        for start, *values in zip(group, *(value.split(split_at) for value in astuple(result))):
+            pieces[start] = asdict(AttackResult(*(v.clone() for v in values)))
+            cache.store("attacks", f"{network}-{split}-{start}", keys[start], pieces[start])
+    result = AttackResult(**{key: torch.cat([pieces[start][key] for start in starts])[:count]
+                              for key in pieces[starts[0]]})
     return images.subset(slice(0, count)), result
 
 
@@ -314,19 +322,15 @@ def min_over_targets(network: str, profile: Profile | str | None = None,
     images = attacked_images(split, profile).subset(slice(0, profile.min_target_examples))
 
     def compute() -> dict[str, Tensor]:
-        best: AttackResult | None = None
-        for shift in tqdm(range(1, N_CLASSES), desc=f"{network}: all targets", leave=False):
-            targets = (images.labels + shift) % N_CLASSES
-            result = min_distortion_attack(model, images.images, targets, labels=images.labels,
-                                           settings=profile.search, progress=False)
-            if best is None:
-                best = result
-                continue
-            closer = result.success & (~best.success | (result.distortion < best.distortion))
-            best = AttackResult(*(torch.where(closer.view(-1, *[1] * (new.ndim - 1)), new, old)
-                                  for new, old in zip(astuple(result), astuple(best))))
-        assert best is not None
-        return asdict(best)
+        # All nine wrong labels of every image in one search (one batch on a GPU), then the closest kept.
+        shifts = range(1, N_CLASSES)
+        targets = torch.cat([(images.labels + shift) % N_CLASSES for shift in shifts])
+        every = min_distortion_attack(model, images.images.repeat(len(shifts), 1, 1, 1), targets,
+                                      labels=images.labels.repeat(len(shifts)), settings=profile.search)
+        n = len(images)
+        distortion = torch.where(every.success, every.distortion, torch.tensor(float("inf"))).view(len(shifts), n)
+        closest = distortion.argmin(0) * n + torch.arange(n)  # the first of equals, as a loop over targets keeps
+        return asdict(AttackResult(*(value[closest] for value in astuple(every))))
 
     where: dict[str, Any] = {} if split == "train" else {"split": split}  # training results predate the choice
     result = cached("attacks-min", network, profile, compute, settings=profile.search,

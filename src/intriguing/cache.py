@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached", "clear", "index", "load"]
+__all__ = ["MISSING", "atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached", "clear", "index", "load",
+           "lookup", "store"]
 
 T = TypeVar("T")
 INDEX = "index.jsonl"
@@ -73,22 +74,38 @@ def load(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def cached(kind: str, name: str, config: dict[str, Any], compute: Callable[[], T]) -> T:
-    """Return the stored result for ``config``, or compute, store and return it.
+MISSING = object()
+"""What :func:`lookup` returns for a result that is not stored (or not readable)."""
 
-    An unreadable stored file is reported and recomputed, never trusted.
-    """
+
+def lookup(kind: str, name: str, config: dict[str, Any]) -> Any:
+    """The stored result for ``config``, or :data:`MISSING`. An unreadable stored file is reported
+    and treated as missing, never trusted."""
     path = cache_path(kind, name, config)
     if path.exists():
         try:
             return load(path)
         except Exception as err:
             warnings.warn(f"ignoring unreadable cache file {path} ({err}); recomputing", stacklevel=2)
-    result = compute()
+    return MISSING
+
+
+def store(kind: str, name: str, config: dict[str, Any], result: Any) -> None:
+    """Store ``result`` for ``config`` atomically, and note it in the kind's index."""
+    path = cache_path(kind, name, config)
     atomic_save(result, path)
     line = json.dumps({"file": path.name, "name": name, "config": config}, sort_keys=True, default=str)
     with open(path.parent / INDEX, "a", encoding="utf-8") as out:  # one short append: whole lines only
         out.write(line + "\n")
+
+
+def cached(kind: str, name: str, config: dict[str, Any], compute: Callable[[], T]) -> T:
+    """Return the stored result for ``config``, or compute, store and return it."""
+    found = lookup(kind, name, config)
+    if found is not MISSING:
+        return found
+    result = compute()
+    store(kind, name, config, result)
     return result
 
 
