@@ -17,3 +17,13 @@ def test_attack_benchmark_reports_its_ratios(tiny, capsys):
     assert out["speed_ratio_vs_ddn"] > 0 and out["distortion_ratio_vs_cw"] > 0
     printed = capsys.readouterr().out
     assert "ours / best fully successful foolbox peer" in printed and "ours / DDN speed" in printed
+
+
+def test_batching_benchmark_reports_ratios_and_no_change_in_results(tiny, capsys):
+    spec = importlib.util.spec_from_file_location("batching_benchmark", SCRIPT.with_name("batching_benchmark.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--profile", "tiny", "--pieces", "3", "--piece-size", "4"])
+    assert out["pieces_ratio"] > 0 and out["targets_ratio"] > 0
+    assert out["pieces_mean_change"] < 1e-2 and out["targets_mean_change"] < 1e-2
+    assert "ratio" in capsys.readouterr().out
