@@ -79,3 +79,16 @@ def test_result_key_of_a_loaded_network_names_its_weights(tiny):
     key = artifacts.result_key("efficientnet-lite0", tiny, settings=tiny.imagenet_search)
     assert key["network"]["weights"] == artifacts.OTHER_NETWORKS["efficientnet-lite0"]["weights"]
     assert key["search"]["c_steps"] == 1
+
+
+def test_random_and_nearest_share_their_images_and_refuse_a_failed_attack(tiny, monkeypatch):
+    images, results = artifacts.random_and_nearest("softmax2", "train", tiny)
+    assert list(results) == list(artifacts.TARGET_CHOICES) and len(images) == tiny.min_target_examples
+    assert (results["nearest target"].distortion <= results["random target"].distortion + 1e-6).all()
+    failed = artifacts.AttackResult(*(v.clone() for v in (results["nearest target"].adversarial,
+                                                          torch.zeros(len(images), dtype=torch.bool),
+                                                          results["nearest target"].distortion,
+                                                          results["nearest target"].c)))
+    monkeypatch.setattr(artifacts, "min_over_targets", lambda *a, **k: (images, failed))
+    with pytest.raises(RuntimeError, match="the nearest target attack on softmax2 failed on 4 images"):
+        artifacts.random_and_nearest("softmax2", "train", tiny)

@@ -39,9 +39,10 @@ from .paper import TABLE3
 from .profiles import Profile, get_profile
 from .train import DECAY_MODES, DEFAULT_DECAY, SPARSE_AE, FitLog, TrainedNetwork, fit
 
-__all__ = ["ATTACK_CHUNK", "REPLICATE_SEED_STRIDE", "TargetedImages", "adversarial_set", "adversarial_sets", "attacked_images",
-           "cached", "min_over_targets", "replicate_spec", "replicates", "result_key", "table3_errors",
-           "trained_models", "trained_network", "training_config", "training_split"]
+__all__ = ["ATTACK_CHUNK", "REPLICATE_SEED_STRIDE", "TARGET_CHOICES", "TargetedImages", "adversarial_set",
+           "adversarial_sets", "attacked_images", "cached", "min_over_targets", "random_and_nearest",
+           "replicate_spec", "replicates", "result_key", "table3_errors", "trained_models", "trained_network",
+           "training_config", "training_split"]
 
 T = TypeVar("T")
 
@@ -267,7 +268,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     keys = {start: result_key(network, profile, settings=settings, replicate=replicate, split=split,
                               attack_examples=profile.attack_examples, target_seed=target_seed, start=start)
             for start in starts}
-    pieces = {start: cache.lookup("attacks", f"{network}-{split}-{start}", keys[start]) for start in starts}
+    names = {start: f"{network}-{split}-{start}" for start in starts}
+    pieces = {start: cache.lookup("attacks", names[start], keys[start]) for start in starts}
     missing = [start for start in starts if pieces[start] is cache.MISSING]
     # Missing pieces are attacked together, as many as fill one batch of the device (one at a time on a CPU,
     # ten on a GPU): an image's result does not depend on its batch, so each piece is stored as if alone.
@@ -280,7 +282,7 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
         split_at = [len(p) for p in parts]
         for start, *values in zip(group, *(value.split(split_at) for value in astuple(result))):
             pieces[start] = asdict(AttackResult(*(v.clone() for v in values)))
-            cache.store("attacks", f"{network}-{split}-{start}", keys[start], pieces[start])
+            cache.store("attacks", names[start], keys[start], pieces[start])
     result = AttackResult(**{key: torch.cat([pieces[start][key] for start in starts])[:count]
                               for key in pieces[starts[0]]})
     return images.subset(slice(0, count)), result
@@ -336,3 +338,27 @@ def min_over_targets(network: str, profile: Profile | str | None = None,
     result = cached("attacks-min", network, profile, compute, settings=profile.search,
                     examples=profile.min_target_examples, **where)
     return images, AttackResult(**result)
+
+
+TARGET_CHOICES = ("random target", "nearest target")
+"""The two ways of choosing an image's target that :func:`random_and_nearest` compares."""
+
+
+def random_and_nearest(network: str, split: str,
+                       profile: Profile | str | None = None) -> tuple[TargetedImages, dict[str, AttackResult]]:
+    """The first ``profile.min_target_examples`` attacked images of ``split``, attacked towards their
+    random target (:func:`adversarial_set`) and towards the nearest wrong label (:func:`min_over_targets`).
+
+    Returns:
+        The images, and target choice (:data:`TARGET_CHOICES`) -> the :class:`AttackResult`.
+
+    Raises:
+        RuntimeError: an attack failed on some image, so a set is not wholly adversarial.
+    """
+    images, nearest = min_over_targets(network, profile, split=split)
+    _, random = adversarial_set(network, split, profile, examples=len(images))
+    results = dict(zip(TARGET_CHOICES, (random, nearest)))
+    for choice, result in results.items():
+        if not result.success.all():
+            raise RuntimeError(f"the {choice} attack on {network} failed on {int((~result.success).sum())} images")
+    return images, results

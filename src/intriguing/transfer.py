@@ -21,7 +21,7 @@ from .data import Split, check_images
 from .evaluate import error_rate
 
 __all__ = ["AMPLIFIED_DISTORTION", "DISTORTION", "DistortedSet", "amplification_gain", "amplify", "error_matrix",
-           "gaussian_noise", "noise_margins", "noise_set", "target_choice_transfer", "training_set_gap"]
+           "gaussian_noise", "noise_margins", "noise_set", "target_choice_matrix", "target_choice_transfer", "training_set_gap"]
 
 DISTORTION = "Av. distortion"
 """The error matrix's last column: each set's mean RMS distortion."""
@@ -202,6 +202,23 @@ def training_set_gap(matrix: pd.DataFrame, rows: Mapping[str, str], same: tuple[
     gap = {made_for: matrix.loc[rows[made_for], partner] - matrix.loc[rows[made_for], other]
            for made_for, partner in (same, same[::-1])}
     return pd.Series(gap, name="same − other training set (pp)").rename_axis("made for")
+
+
+def target_choice_matrix(networks: Mapping[str, nn.Module], sets: Mapping[str, Mapping[str, DistortedSet]],
+                         noise: Mapping[str, DistortedSet]) -> pd.DataFrame:
+    """One :func:`error_matrix` per target choice, and one of the noise sets, stacked.
+
+    Args:
+        networks: name -> network, the columns.
+        sets: target choice -> the adversarial sets made that way (the same rows for every choice).
+        noise: noise rows on the same originals.
+
+    Returns:
+        Rows (targets, set): each choice's sets, then ``"noise"`` and its rows.
+    """
+    frames = {choice: error_matrix(networks, made) for choice, made in sets.items()}
+    frames["noise"] = error_matrix(networks, noise)
+    return pd.concat(frames, names=["targets"])
 
 
 def target_choice_transfer(tables: Mapping[str, pd.DataFrame], noise: pd.DataFrame, made_for: Mapping[str, str],

@@ -5,11 +5,19 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import paper
-from ..artifacts import adversarial_set, adversarial_sets, attacked_images, min_over_targets, trained_models
+from ..artifacts import TARGET_CHOICES, adversarial_sets, attacked_images, random_and_nearest, trained_models
 from ..models import NETWORKS as REGISTRY
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
-from ..transfer import DISTORTION, DistortedSet, error_matrix, noise_margins, noise_set, target_choice_transfer
+from ..transfer import (
+    DISTORTION,
+    DistortedSet,
+    error_matrix,
+    noise_margins,
+    noise_set,
+    target_choice_matrix,
+    target_choice_transfer,
+)
 
 __all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "cross_family_margins",
            "difference", "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size",
@@ -81,13 +89,13 @@ def cross_family_margins(found: pd.DataFrame) -> pd.DataFrame:
     return found[keep]
 
 
-NEAREST, RANDOM = "nearest target", "random target"
+RANDOM, NEAREST = TARGET_CHOICES
 
 
 def nearest_target_table2(profile: Profile | str | None = None) -> pd.DataFrame:
     """Table 2 on the first ``profile.min_target_examples`` attacked training images, twice: each network's
     adversarial images towards their random target, and towards the nearest of the nine wrong labels
-    (:func:`intriguing.artifacts.min_over_targets`), with Gaussian noise of stddev 0.1 and 0.3 on the same
+    (:func:`intriguing.artifacts.random_and_nearest`), with Gaussian noise of stddev 0.1 and 0.3 on the same
     images.
 
     Returns:
@@ -95,25 +103,14 @@ def nearest_target_table2(profile: Profile | str | None = None) -> pd.DataFrame:
         as :func:`table2`.
     """
     profile = get_profile(profile)
-    frames = {}
-    originals = None
-    sets: dict[str, dict[str, DistortedSet]] = {RANDOM: {}, NEAREST: {}}
+    sets: dict[str, dict[str, DistortedSet]] = {choice: {} for choice in TARGET_CHOICES}
     for name in NETWORKS:
-        images, nearest = min_over_targets(name, profile)
-        _, random = adversarial_set(name, "train", profile, examples=len(images))
-        for kind, result in ((RANDOM, random), (NEAREST, nearest)):
-            if not result.success.all():
-                raise RuntimeError(f"the {kind} attack on {name} failed on {int((~result.success).sum())} images")
-            sets[kind][name] = DistortedSet.from_images(result.adversarial, images.images, images.labels)
-        originals = images
-    assert originals is not None
-    noise = {row: noise_set(originals.images, originals.labels, stddev, seed=seed)
+        images, results = random_and_nearest(name, "train", profile)
+        for choice, result in results.items():
+            sets[choice][name] = DistortedSet.from_images(result.adversarial, images.images, images.labels)
+    noise = {row: noise_set(images.images, images.labels, stddev, seed=seed)
              for seed, (row, stddev) in enumerate(zip(NOISE_ROWS, NOISE))}
-    models = trained_models(NETWORKS, profile)
-    for kind in (RANDOM, NEAREST):
-        frames[kind] = error_matrix(models, sets[kind])
-    frames["noise"] = error_matrix(models, noise)
-    return pd.concat(frames, names=["targets"])
+    return target_choice_matrix(trained_models(NETWORKS, profile), sets, noise)
 
 
 def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
@@ -121,6 +118,6 @@ def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
     error (%), the mean margin over the weakest noise at least as strong (percentage points), how many
     of the five other networks it beats that noise on, and the average distortion
     (:func:`intriguing.transfer.target_choice_transfer`)."""
-    tables = {kind: table.loc[kind] for kind in (RANDOM, NEAREST)}
+    tables = {choice: table.loc[choice] for choice in TARGET_CHOICES}
     found = target_choice_transfer(tables, table.loc["noise"], {name: name for name in NETWORKS}, NOISE_ROWS)
     return found.rename_axis("made for")

@@ -6,10 +6,11 @@ import pandas as pd
 
 from .. import paper, spread
 from ..artifacts import (
+    TARGET_CHOICES,
     adversarial_set,
     adversarial_sets,
     attacked_images,
-    min_over_targets,
+    random_and_nearest,
     replicates,
     table3_errors,
     trained_models,
@@ -25,6 +26,7 @@ from ..transfer import (
     error_matrix,
     noise_margins,
     noise_set,
+    target_choice_matrix,
     target_choice_transfer,
     training_set_gap,
 )
@@ -191,13 +193,13 @@ def per_example_reading(profile: Profile | str | None = None) -> tuple[pd.DataFr
     return rows, pd.Series({name: rows.loc[AMPLIFIED[name], name] for name in NETWORKS}, name="diagonal (%)")
 
 
-NEAREST, RANDOM = "nearest target", "random target"
+RANDOM, NEAREST = TARGET_CHOICES
 
 
 def nearest_target_table4(profile: Profile | str | None = None) -> pd.DataFrame:
     """Table 4 on the first ``profile.min_target_examples`` attacked test images, twice: M1, M1' and
     M2's adversarial images towards their random target, and towards the nearest of the nine wrong
-    labels (:func:`intriguing.artifacts.min_over_targets`), each as found and amplified, with Gaussian
+    labels (:func:`intriguing.artifacts.random_and_nearest`), each as found and amplified, with Gaussian
     noise of stddev 0.06 and 0.1 on the same images.
 
     Returns:
@@ -205,23 +207,15 @@ def nearest_target_table4(profile: Profile | str | None = None) -> pd.DataFrame:
         columns as :func:`table4`.
     """
     profile = get_profile(profile)
-    frames = {}
-    sets: dict[str, dict[str, DistortedSet]] = {RANDOM: {}, NEAREST: {}}
+    sets: dict[str, dict[str, DistortedSet]] = {choice: {} for choice in TARGET_CHOICES}
     for name in NETWORKS:
-        images, nearest = min_over_targets(name, profile, split="test")
-        _, random = adversarial_set(name, "test", profile, examples=len(images))
+        images, results = random_and_nearest(name, "test", profile)
         x, labels = images.images, images.labels
-        for kind, result in ((RANDOM, random), (NEAREST, nearest)):
-            if not result.success.all():
-                raise RuntimeError(f"the {kind} attack on {name} failed on {int((~result.success).sum())} images")
-            sets[kind][PLAIN[name]] = DistortedSet.from_images(result.adversarial, x, labels)
-            sets[kind][AMPLIFIED[name]] = DistortedSet.from_images(amplify(x, result.adversarial), x, labels)
+        for choice, result in results.items():
+            sets[choice][PLAIN[name]] = DistortedSet.from_images(result.adversarial, x, labels)
+            sets[choice][AMPLIFIED[name]] = DistortedSet.from_images(amplify(x, result.adversarial), x, labels)
     noise = {row: noise_set(x, labels, stddev, seed=seed) for seed, (row, stddev) in enumerate(zip(NOISE_ROWS, NOISE))}
-    models = trained_models(NETWORKS, profile)
-    for kind in (RANDOM, NEAREST):
-        frames[kind] = error_matrix(models, sets[kind])
-    frames["noise"] = error_matrix(models, noise)
-    return pd.concat(frames, names=["targets"])
+    return target_choice_matrix(trained_models(NETWORKS, profile), sets, noise)
 
 
 def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
@@ -230,7 +224,7 @@ def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
     (percentage points), on how many of the two it beats that noise, and the average distortion
     (:func:`intriguing.transfer.target_choice_transfer`)."""
     made_for = {**{PLAIN[n]: n for n in NETWORKS}, **{AMPLIFIED[n]: n for n in NETWORKS}}
-    tables = {kind: table.loc[kind] for kind in (RANDOM, NEAREST)}
+    tables = {choice: table.loc[choice] for choice in TARGET_CHOICES}
     return target_choice_transfer(tables, table.loc["noise"], made_for, NOISE_ROWS)
 
 
