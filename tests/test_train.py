@@ -101,6 +101,35 @@ def test_the_window_test_stops_a_run_that_is_the_prefix_of_a_run_to_the_cap():
         train.minimize_lbfgs(model, list(model.parameters()), objective, max_iter=5, converge_below=0)
 
 
+def test_a_run_to_the_cap_continues_from_the_handover_of_the_stopped_run(tmp_path):
+    slow = {"n": 1024, "hidden": 8, "noise": 0.5}
+    handover = tmp_path / "to-the-cap.ckpt"
+    model, objective = _regression(**slow)
+    log = train.minimize_lbfgs(model, list(model.parameters()), objective, max_iter=400, converge_below=0.02,
+                               handover=handover)
+    assert log.stop == "window" and handover.exists()
+    cap = log.iterations + 50
+    reference, objective = _regression(**slow)
+    uninterrupted = train.minimize_lbfgs(reference, list(reference.parameters()), objective, max_iter=cap)
+
+    continued, objective = _regression(**slow)  # fresh weights: everything comes from the handover
+    calls = {"n": 0}
+
+    def counted():
+        calls["n"] += 1
+        return objective()
+
+    cap_log = train.minimize_lbfgs(continued, list(continued.parameters()), counted, max_iter=cap, checkpoint=handover)
+    assert not handover.exists()
+    assert (cap_log.stop, cap_log.iterations) == (uninterrupted.stop, uninterrupted.iterations)
+    assert cap_log.iterations > log.iterations
+    assert cap_log.losses == uninterrupted.losses
+    for p, q in zip(reference.parameters(), continued.parameters()):
+        assert torch.equal(p, q)
+    assert calls["n"] < 50 * 3  # about 50 iterations' evaluations, not those of the first log.iterations
+    assert cap_log.seconds_before == log.seconds and cap_log.seconds > log.seconds
+
+
 def test_training_is_deterministic(tmp_path, monkeypatch, tiny):
     monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "a"))
     first = artifacts.trained_network("N100-100-10", tiny)
@@ -208,4 +237,20 @@ def test_a_network_the_window_test_did_not_stop_is_its_own_run_to_the_cap(monkey
     monkeypatch.setattr(artifacts, "fit", lambda *a, **k: pytest.fail("trained the same run twice"))
     capped = artifacts.trained_network("N100-100-10", windowed, to_cap=True)
     for p, q in zip(stopped.model.parameters(), capped.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_the_networks_chapters_run_to_the_cap_continues_the_stopped_one(monkeypatch, tmp_path, tiny):
+    windowed = replace(tiny, lbfgs_iterations={**tiny.lbfgs_iterations, "mlp": 200}, converge_below=0.9999,
+                       cap_comparison=("N100-100-10",))
+    stopped = artifacts.trained_network("N100-100-10", windowed)
+    assert stopped.stages["lbfgs"].stop == "window" and stopped.stages["lbfgs"].iterations < 200
+    continued = artifacts.trained_network("N100-100-10", windowed, to_cap=True)
+    assert continued.stages["lbfgs"].seconds_before == stopped.stages["lbfgs"].seconds
+
+    monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "alone"))  # the same run to the cap, from scratch
+    alone = artifacts.trained_network("N100-100-10", replace(windowed, cap_comparison=()), to_cap=True)
+    assert alone.stages["lbfgs"].seconds_before == 0
+    assert alone.stages["lbfgs"].losses == continued.stages["lbfgs"].losses
+    for p, q in zip(alone.model.parameters(), continued.model.parameters()):
         assert torch.equal(p, q)

@@ -135,17 +135,23 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
             return stopped  # the window test stopped no stage: this run is the run to the cap
     config = training_config(spec, profile, decay_mode, to_cap, replicate)
     model = build_model(spec)
+    # The networks chapter continues this run to the cap (:func:`intriguing.chapters.networks.cap_comparison`):
+    # a stage the window test stops hands its state over to that run's checkpoint.
+    continued = not to_cap and replicate == 0 and decay_mode == DEFAULT_DECAY and name in profile.cap_comparison
+    cap_config = training_config(spec, profile, decay_mode, True, replicate)
 
     def compute() -> dict[str, Any]:
         stages = fit(model, spec, training_split(spec.train_set, profile, replicate), lbfgs_iterations=profile.lbfgs_iterations,
                      conv_epochs=profile.conv_epochs, converge_below=None if to_cap else profile.converge_below,
                      decay_mode=decay_mode,
-                     checkpoint=lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config))
+                     checkpoint=lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config),
+                     handover=(lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", cap_config))
+                     if continued else None)
         from . import timing  # here, not above: `python -m intriguing.timing` must not find it imported
 
-        for stage, log in stages.items():
-            timing.record("training", name, log.seconds, stage=stage, iterations=log.iterations, stop=log.stop,
-                          seed=spec.seed, replicate=replicate, decay_mode=decay_mode, to_cap=to_cap)
+        for stage, log in stages.items():  # the seconds of this run, not those of a run it resumed
+            timing.record("training", name, log.seconds - log.seconds_before, stage=stage, iterations=log.iterations,
+                          stop=log.stop, seed=spec.seed, replicate=replicate, decay_mode=decay_mode, to_cap=to_cap)
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "stages": {k: asdict(v) for k, v in stages.items()}}
 

@@ -83,12 +83,15 @@ class FitLog:
         losses: the objective after every :data:`CHECKPOINT_EVERY` iterations, from iteration 0
             to the last (L-BFGS), or the mean minibatch objective of each epoch (Adam).
         seconds: wall time, summed over resumed runs.
+        seconds_before: the part of ``seconds`` spent before the last resume (in a killed run, or
+            in the stopped run a run to the cap continued; see :func:`minimize_lbfgs`).
     """
 
     iterations: int
     stop: str
     losses: list[float]
     seconds: float
+    seconds_before: float = 0.0
 
     @property
     def converged(self) -> bool:
@@ -153,6 +156,7 @@ def minimize_lbfgs(
     converge_below: float | None = None,
     desc: str = "L-BFGS",
     checkpoint: Path | None = None,
+    handover: Path | None = None,
     history_size: int = 100,
 ) -> FitLog:
     """Full-batch L-BFGS with a strong-Wolfe line search, until convergence or ``max_iter``.
@@ -161,7 +165,9 @@ def minimize_lbfgs(
     updates a progress bar and, if ``checkpoint`` is given, atomically saves the module and
     optimiser state there. A run that finds that checkpoint resumes from it and ends with the same
     weights as an uninterrupted run. The checkpoint is removed when the run ends. The window test
-    is checked only between intervals, so a run stopped by it is the prefix of a run to the cap.
+    is checked only between intervals, so a run stopped by it is the prefix of a run to the cap:
+    given ``handover``, such a run leaves its final state there, and a run to the cap whose
+    checkpoint is ``handover`` starts from it instead of repeating those iterations.
 
     Args:
         module: owns ``params``; its ``state_dict`` is what the checkpoint stores.
@@ -173,6 +179,7 @@ def minimize_lbfgs(
             or torch's own tolerance.
         desc: progress-bar label.
         checkpoint: where to keep the resumable state, or None.
+        handover: where a run stopped by the window test leaves its final state, or None.
         history_size: L-BFGS memory.
 
     Returns:
@@ -188,6 +195,7 @@ def minimize_lbfgs(
         module.load_state_dict(state["module"])
         opt.load_state_dict(state["optimizer"])
         done, stop, losses, seconds = state["done"], state["stop"], state["losses"], state["seconds"]
+    seconds_before = seconds
 
     def closure() -> Tensor:
         opt.zero_grad()
@@ -225,7 +233,10 @@ def minimize_lbfgs(
                                    "done": done, "stop": stop, "losses": losses, "seconds": seconds}, checkpoint)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    return FitLog(done, stop, losses, seconds)
+    if handover is not None and stop == "window" and not handover.exists():  # one there is further along
+        cache.atomic_save({"module": module.state_dict(), "optimizer": opt.state_dict(), "done": done, "stop": "",
+                           "losses": losses, "seconds": seconds}, handover)
+    return FitLog(done, stop, losses, seconds, seconds_before)
 
 
 def _classifier_objective(model: MNISTNetwork, inputs: Tensor, labels: Tensor,
@@ -276,7 +287,8 @@ def _train_conv(model: MNISTNetwork, spec: NetworkSpec, data: Split, epochs: int
 
 def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations: Mapping[str, int],
         conv_epochs: int, converge_below: float | None = None, decay_mode: str = DEFAULT_DECAY,
-        checkpoint: Callable[[str], Path] | None = None) -> dict[str, FitLog]:
+        checkpoint: Callable[[str], Path] | None = None,
+        handover: Callable[[str], Path] | None = None) -> dict[str, FitLog]:
     """Train ``model`` (built from ``spec``) on ``data`` the way its family is trained, seeded by ``spec.seed``.
 
     Args:
@@ -289,6 +301,9 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
         converge_below: every L-BFGS stage's window test (see :func:`minimize_lbfgs`); None: to the cap.
         decay_mode: ``"half"``, ``"sum"`` or ``"per_unit"`` (see :func:`weight_decay`).
         checkpoint: stage name -> where to keep that stage's resumable L-BFGS state.
+        handover: stage name -> where the first L-BFGS stage, if the window test stops it, leaves
+            its state for the run to the cap (see :func:`minimize_lbfgs`). Only the first: a later
+            stage starts from what the earlier ones made, which differs in the run to the cap.
 
     Returns:
         Stage name -> :class:`FitLog`.
@@ -304,6 +319,9 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
     def where(stage: str) -> Path | None:
         return checkpoint(stage) if checkpoint is not None else None
 
+    def handed(stage: str) -> Path | None:
+        return handover(stage) if handover is not None else None
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         if spec.family == "conv":
@@ -312,14 +330,14 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
             objective = _classifier_objective(model, data.images, data.labels, None, spec.weight_decay, decay_mode)
             stages = {"lbfgs": minimize_lbfgs(model, list(model.parameters()), objective,
                                               lbfgs_iterations[spec.family], converge_below=converge_below, desc=spec.name,
-                                              checkpoint=where("lbfgs"))}
+                                              checkpoint=where("lbfgs"), handover=handed("lbfgs"))}
         else:
             assert isinstance(model, AutoencoderClassifier)
             ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
             ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
                                     lbfgs_iterations["autoencoder"], converge_below=converge_below,
                                     desc=f"{spec.name} autoencoder",
-                                    checkpoint=where("autoencoder"))
+                                    checkpoint=where("autoencoder"), handover=handed("autoencoder"))
             with torch.no_grad():
                 codes = model.codes(data.images)
             objective = _classifier_objective(model, codes, data.labels, model.head, spec.weight_decay, decay_mode)
