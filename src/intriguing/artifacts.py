@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -138,14 +139,15 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
     # The networks chapter continues this run to the cap (:func:`intriguing.chapters.networks.cap_comparison`):
     # a stage the window test stops hands its state over to that run's checkpoint.
     continued = not to_cap and replicate == 0 and decay_mode == DEFAULT_DECAY and name in profile.cap_comparison
-    cap_config = training_config(spec, profile, decay_mode, True, replicate)
+
+    def checkpoints(run: dict[str, Any]) -> Callable[[str], Path]:
+        return lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", run)
 
     def compute() -> dict[str, Any]:
         stages = fit(model, spec, training_split(spec.train_set, profile, replicate), lbfgs_iterations=profile.lbfgs_iterations,
                      conv_epochs=profile.conv_epochs, converge_below=None if to_cap else profile.converge_below,
-                     decay_mode=decay_mode,
-                     checkpoint=lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", config),
-                     handover=(lambda stage: cache.cache_path("checkpoints", f"{name}-{stage}", cap_config))
+                     decay_mode=decay_mode, checkpoint=checkpoints(config),
+                     handover=checkpoints(training_config(spec, profile, decay_mode, True, replicate))
                      if continued else None)
         from . import timing  # here, not above: `python -m intriguing.timing` must not find it imported
 

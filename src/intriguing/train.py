@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -191,11 +192,15 @@ def minimize_lbfgs(
                             history_size=history_size, line_search_fn="strong_wolfe")
     done, stop, losses, seconds = 0, "", [], 0.0
     if checkpoint is not None and checkpoint.exists():
-        state = cache.load(checkpoint)
-        module.load_state_dict(state["module"])
-        opt.load_state_dict(state["optimizer"])
-        done, stop, losses, seconds = state["done"], state["stop"], state["losses"], state["seconds"]
+        saved = cache.load(checkpoint)
+        module.load_state_dict(saved["module"])
+        opt.load_state_dict(saved["optimizer"])
+        done, stop, losses, seconds = saved["done"], saved["stop"], saved["losses"], saved["seconds"]
     seconds_before = seconds
+
+    def state(stop: str) -> dict[str, Any]:
+        return {"module": module.state_dict(), "optimizer": opt.state_dict(), "done": done, "stop": stop,
+                "losses": losses, "seconds": seconds}
 
     def closure() -> Tensor:
         opt.zero_grad()
@@ -229,13 +234,11 @@ def minimize_lbfgs(
             bar.update(ran)
             bar.set_postfix(loss=f"{losses[-1]:.5g}")
             if checkpoint is not None:
-                cache.atomic_save({"module": module.state_dict(), "optimizer": opt.state_dict(),
-                                   "done": done, "stop": stop, "losses": losses, "seconds": seconds}, checkpoint)
+                cache.atomic_save(state(stop), checkpoint)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     if handover is not None and stop == "window" and not handover.exists():  # one there is further along
-        cache.atomic_save({"module": module.state_dict(), "optimizer": opt.state_dict(), "done": done, "stop": "",
-                           "losses": losses, "seconds": seconds}, handover)
+        cache.atomic_save(state(""), handover)  # no stop: the run to the cap goes on from here
     return FitLog(done, stop, losses, seconds, seconds_before)
 
 
@@ -316,11 +319,8 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
     data = Split(data.images.to(dev), data.labels.to(dev))
     model.to(dev)
 
-    def where(stage: str) -> Path | None:
-        return checkpoint(stage) if checkpoint is not None else None
-
-    def handed(stage: str) -> Path | None:
-        return handover(stage) if handover is not None else None
+    def where(paths: Callable[[str], Path] | None, stage: str) -> Path | None:
+        return paths(stage) if paths is not None else None
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
@@ -330,21 +330,23 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
             objective = _classifier_objective(model, data.images, data.labels, None, spec.weight_decay, decay_mode)
             stages = {"lbfgs": minimize_lbfgs(model, list(model.parameters()), objective,
                                               lbfgs_iterations[spec.family], converge_below=converge_below, desc=spec.name,
-                                              checkpoint=where("lbfgs"), handover=handed("lbfgs"))}
+                                              checkpoint=where(checkpoint, "lbfgs"),
+                                              handover=where(handover, "lbfgs"))}
         else:
             assert isinstance(model, AutoencoderClassifier)
             ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
             ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
                                     lbfgs_iterations["autoencoder"], converge_below=converge_below,
                                     desc=f"{spec.name} autoencoder",
-                                    checkpoint=where("autoencoder"), handover=handed("autoencoder"))
+                                    checkpoint=where(checkpoint, "autoencoder"),
+                                    handover=where(handover, "autoencoder"))
             with torch.no_grad():
                 codes = model.codes(data.images)
             objective = _classifier_objective(model, codes, data.labels, model.head, spec.weight_decay, decay_mode)
             head_log = minimize_lbfgs(model, list(model.head.parameters()), objective,
                                       lbfgs_iterations["ae_softmax"], converge_below=converge_below,
                                       desc=f"{spec.name} softmax",
-                                      checkpoint=where("softmax"))
+                                      checkpoint=where(checkpoint, "softmax"))
             stages = {"autoencoder": ae_log, "softmax": head_log}
     model.cpu().eval()
     return stages
