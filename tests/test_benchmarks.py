@@ -25,5 +25,8 @@ def test_batching_benchmark_reports_ratios_and_no_change_in_results(tiny, capsys
     spec.loader.exec_module(bench)
     out = bench.main(["--profile", "tiny", "--pieces", "3", "--piece-size", "4"])
     assert out["pieces_ratio"] > 0 and out["targets_ratio"] > 0
-    assert out["pieces_mean_change"] < 1e-2 and out["targets_mean_change"] < 1e-2
+    # The search runs in float64. Measured here: the pieces moved by 0, the nine targets' mean by 7.9e-6 (3 of 36
+    # examples by up to 1.4e-4, where rounding tipped a choice). In float32 the same run moved the mean by 1.6e-2 and
+    # one example by 14 % on another machine's MKL kernels.
+    assert out["pieces_mean_change"] < 1e-3 and out["targets_mean_change"] < 1e-3
     assert "ratio" in capsys.readouterr().out

@@ -15,6 +15,7 @@ adversarial examples, for comparison.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
-from .data import Split
+from .data import Split, check_split
 from .hardware import device
 from .models import SigmoidMLP
 
@@ -50,7 +51,9 @@ class AdversarialTrainingSettings:
         batch_size: clean images per minibatch.
         lr: Adam's learning rate (halved at 50 % and 75 % of the epochs).
         dropout_input, dropout_hidden: dropout on the input and on each hidden output (0: none).
-        search: the search that makes the pool's examples (cheaper than the chapters' own).
+        search: the search that makes the pool's examples (cheaper than the chapters' own, and in
+            float32: the pools need no independence from the batch, and they are this training's
+            main cost).
     """
 
     pool_layers: tuple[int, ...] = ()
@@ -64,23 +67,37 @@ class AdversarialTrainingSettings:
     lr: float = 1e-3
     dropout_input: float = 0.0
     dropout_hidden: float = 0.0
-    search: SearchSettings = field(default_factory=lambda: SearchSettings(c_steps=4, max_iter=20))
+    search: SearchSettings = field(default_factory=lambda: SearchSettings(c_steps=4, max_iter=20,
+                                                                                   precision="float32"))
 
     def __post_init__(self) -> None:
         if len(set(self.pool_layers)) != len(self.pool_layers) or any(k < 0 for k in self.pool_layers):
             raise ValueError(f"pool_layers must be distinct non-negative layers, got {self.pool_layers}")
         if not 0 < self.refresh_share <= 1:
             raise ValueError(f"refresh_share must lie in (0, 1], got {self.refresh_share}")
-        for name in ("pool_size", "refresh_every", "epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("pool_size", "refresh_every", "epochs", "batch_size", "pool_start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if name != "pool_start" and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         if not 0 <= self.pool_start < self.epochs:
             raise ValueError(f"pool_start must lie in [0, epochs), got {self.pool_start}")
-        if not self.mix >= 0 or not self.lr > 0:
-            raise ValueError(f"mix must be non-negative and lr positive, got {self.mix}, {self.lr}")
+        if not 0 <= self.mix < math.inf:
+            raise ValueError(f"mix must be a finite non-negative number, got {self.mix}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite positive number, got {self.lr}")
+        if self.pool_layers and self.mix > 0 and self.pooled_per_layer() == 0:  # mix 0 asks for none
+            raise ValueError(f"mix {self.mix} gives no pooled example per minibatch: {self.mix} x {self.batch_size} "
+                             f"clean images shared by {len(self.pool_layers)} pool(s) rounds to 0")
         for name in ("dropout_input", "dropout_hidden"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+
+    def pooled_per_layer(self) -> int:
+        """Pooled examples of each pooled layer in every minibatch: ``mix`` × ``batch_size`` shared
+        equally between the pooled layers, rounded (0 without pools)."""
+        return round(self.mix * self.batch_size / len(self.pool_layers)) if self.pool_layers else 0
 
     def key(self) -> dict[str, object]:
         """Every setting, as a cache key."""
@@ -242,12 +259,22 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
 
     Returns:
         A :class:`TrainingCurve`.
+
+    Raises:
+        ValueError: invalid images or labels (NaN, outside [0, 1], one label per image), weight decay
+            or layers.
+        FloatingPointError: the loss became NaN or infinite; the message names the step.
     """
+    check_split(data, "the training data")
     if len(data) == 0:
         raise ValueError("cannot train on an empty set")
+    if evaluation is not None:
+        check_split(evaluation, "the evaluation set")
     linears = _layers(model)
     if len(weight_decay) != len(linears):
         raise ValueError(f"{len(weight_decay)} weight-decay values for {len(linears)} weight layers")
+    if not all(0 <= lam < math.inf for lam in weight_decay):
+        raise ValueError(f"weight decay must be finite and non-negative, got {weight_decay}")
     for k in settings.pool_layers:
         _check_layer(model, k)
     dev = device()
@@ -258,7 +285,7 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
-    per_layer = round(settings.mix * settings.batch_size / len(settings.pool_layers)) if settings.pool_layers else 0
+    per_layer = settings.pooled_per_layer()
     if evaluation is not None:
         eval_images, eval_labels = evaluation.images.to(dev), evaluation.labels.to(dev)
     curve = TrainingCurve([], [], [], 0, 0.0)
@@ -269,6 +296,7 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
             order = torch.randperm(len(data), generator=generator).to(dev)
             # summed on the device: reading the loss every step would sync a GPU hundreds of times per epoch
             total = torch.zeros((), dtype=torch.float64, device=dev)
+            first_bad = torch.full((), -1, dtype=torch.int64, device=dev)  # the first step with a non-finite loss
             pooling = per_layer and epoch >= settings.pool_start
             for batch in order.split(settings.batch_size):
                 if pooling and (not pool.inputs or step % settings.refresh_every == 0):
@@ -286,10 +314,14 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
                     logits = forward_from(model, h, k, dropout_hidden=settings.dropout_hidden)
                     loss = loss + settings.mix / len(settings.pool_layers) * F.cross_entropy(logits, y)
                 loss = loss + sum(0.5 * lam * layer.weight.pow(2).sum() for lam, layer in zip(weight_decay, linears))
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 step += 1
+            if first_bad.item() >= 0:  # checked once an epoch: reading it every step would sync a GPU
+                raise FloatingPointError(f"adversarial training: the loss is not finite at minibatch step "
+                                         f"{first_bad.item()} (epoch {epoch + 1}); lower lr (now {settings.lr})")
             schedule.step()
             model.eval()
             curve.epochs.append(epoch + 1)

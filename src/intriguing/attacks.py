@@ -15,6 +15,8 @@ quadratic programme whose 9-variable dual is solved per example.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -26,8 +28,13 @@ from .data import N_CLASSES, check_images
 from .hardware import device
 from .lbfgs_box import box_lbfgs
 
-__all__ = ["AttackResult", "SearchSettings", "check_targets", "classified_as", "default_batch_size", "exact_linear_attack",
-           "min_distortion_attack", "next_c", "random_targets", "rms_distortion"]
+__all__ = ["C_RANGE", "PRECISIONS", "AttackResult", "SearchSettings", "check_targets", "classified_as", "default_batch_size",
+           "exact_linear_attack", "in_precision", "min_distortion_attack", "next_c", "random_targets", "rms_distortion"]
+
+
+PRECISIONS = ("float64", "float32")
+C_RANGE = (1e-30, 1e30)
+"""The c a search may reach: float32 represents it, and c · ‖r‖² neither underflows nor overflows."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,17 @@ class SearchSettings:
         logit_scale: the loss is CE(logit_scale · f(x'), l). 1 is the paper's objective; a larger
             value sharpens the cross-entropy's soft maximum towards the hard margin, whose
             minimiser approaches the closest point of the target region.
+        precision: ``"float64"`` or ``"float32"``, the arithmetic of the search and of the network
+            during it (the network's own weights are left as they are). A matrix product can round
+            a row differently with the number of rows it shares the product with (on some BLAS
+            kernels), and the search's discrete choices (the Armijo test, the stopping tests, the
+            margin, the bracket on c) can turn that rounding into another path, so an example's
+            result may depend on its batch. In float32 that moved 430 of 500 smoke test images of
+            N100-100-10 (batch 4 against 1000; up to 0.7 % each, the mean by 3e-5; another
+            machine: up to 1.9 %); in float64, no example by more than 1.6e-11, though rounding can
+            still tip a choice rarely (3 of 36 examples of an almost untrained test network, by up
+            to 1.4e-4). ``benchmarks/batching_benchmark.py`` measures both. float32 is faster, and
+            what the ImageNet network's convolutions need.
     """
 
     c_steps: int = 10
@@ -60,31 +78,45 @@ class SearchSettings:
     tol: float = 1e-3
     margin: float = 1e-3
     logit_scale: float = 1.0
+    precision: str = "float64"
 
     def __post_init__(self) -> None:
         for name in ("c_steps", "max_iter", "memory"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        for name in ("c_init", "tol", "logit_scale", "margin", "bracket_tol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
         for name in ("c_init", "tol", "logit_scale"):
             value = getattr(self, name)
-            if not value > 0 or value != value or value == float("inf"):
+            if not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a positive finite number, got {value}")
         for name in ("margin", "bracket_tol"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite non-negative number, got {getattr(self, name)}")
+        reach = 10.0 ** (self.c_steps - 1)  # c moves by factors of 10 at most c_steps - 1 times
+        if not C_RANGE[0] <= self.c_init / reach or not self.c_init * reach <= C_RANGE[1]:
+            raise ValueError(f"c_init {self.c_init:g} with {self.c_steps} c steps can reach c outside "
+                             f"[{C_RANGE[0]:g}, {C_RANGE[1]:g}], where float32 under- or overflows")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def describe(self) -> str:
         """Two short lines: the c steps and iterations, then the stopping settings."""
         scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
         early = "" if self.bracket_tol == 0 else f" (or until c is within ×{1 + self.bracket_tol:g})"
         return (f"{self.c_steps} c steps{early} from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
-                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}")
+                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}, in {self.precision}")
 
-    def key(self) -> dict[str, float]:
+    def key(self) -> dict[str, float | str]:
         """The settings as a cache key: every field but those at the value that leaves the search as
-        it was before the field existed (logit scale 1, no early end of the c search)."""
+        it was before the field existed (logit scale 1, no early end of the c search, float32)."""
         fields = asdict(self)
-        for name, neutral in (("logit_scale", 1), ("bracket_tol", 0)):
+        for name, neutral in (("logit_scale", 1), ("bracket_tol", 0), ("precision", "float32")):
             if fields[name] == neutral:
                 del fields[name]
         return fields
@@ -132,8 +164,12 @@ def check_targets(images: Tensor, targets: Tensor, labels: Tensor | None, n_clas
     """Raise ``ValueError`` unless ``images`` (N, C, H, W) are valid images in [0, 1] and ``targets``
     (N,) are int64 labels in 0..n_classes-1, none equal to its true label in ``labels`` (N,)."""
     check_images(images, shape=None)
-    if targets.shape != (len(images),):
-        raise ValueError(f"targets must have shape ({len(images)},), got {tuple(targets.shape)}")
+    if not isinstance(targets, Tensor) or targets.shape != (len(images),):
+        raise ValueError(f"targets must have shape ({len(images)},), one per image, got "
+                         f"{tuple(getattr(targets, 'shape', ())) if isinstance(targets, Tensor) else type(targets).__name__}")
+    if labels is not None and (not isinstance(labels, Tensor) or labels.shape != (len(images),)):
+        raise ValueError(f"labels must have shape ({len(images)},), one per image, got "
+                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
     if targets.dtype != torch.int64 or (len(targets) and (targets.min() < 0 or targets.max() >= n_classes)):
         raise ValueError(f"targets must be int64 labels in 0..{n_classes - 1}")
     if labels is not None and (targets.cpu() == labels.cpu()).any():
@@ -158,29 +194,46 @@ def min_distortion_attack(
         images: (N, C, H, W) finite, in [0, 1], e.g. MNIST's (N, 1, 28, 28). N may be 0.
         targets: (N,) int64 target labels in 0..K-1.
         labels: (N,) true labels; if given, a target equal to its label is an error.
-        settings: the search's :class:`SearchSettings`.
+        settings: the search's :class:`SearchSettings`; its ``precision`` is the arithmetic.
         batch_size: examples attacked together (None: :func:`default_batch_size` for the device).
+            An example's result may depend on it through rounding, far less in float64 than in
+            float32 (see :class:`SearchSettings`).
         progress: show a progress bar.
 
     Returns:
-        An :class:`AttackResult` on the CPU.
+        An :class:`AttackResult` on the CPU: ``adversarial`` in the dtype of ``images``, the
+        distortions and c in float32.
     """
     check_images(images, shape=None)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None (the device's default), got {batch_size!r}")
     if len(images) == 0:
         check_targets(images, targets, labels)
         return AttackResult(images.clone(), torch.zeros(0, dtype=torch.bool), torch.zeros(0), torch.zeros(0))
     dev = device()
-    model = model.eval().to(dev)
+    dtype = getattr(torch, settings.precision)
+    forward = in_precision(model.eval().to(dev), dtype)
     with torch.no_grad():
-        n_classes = model(images[:1].to(dev)).shape[1]
+        n_classes = forward(images[:1].to(dev, dtype)).shape[1]
     check_targets(images, targets, labels, n_classes)
     batch_size = batch_size or default_batch_size(dev)
     results = []
     batches = list(zip(images.split(batch_size), targets.split(batch_size)))
     for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
-        results.append(_attack_batch(model, x.to(dev), l.to(dev), settings))
-    return AttackResult(*(torch.cat(parts).cpu() for parts in zip(*(
-        (r.adversarial, r.success, r.distortion, r.c) for r in results))))
+        results.append(_attack_batch(forward, x.to(dev, dtype), l.to(dev), settings))
+    adversarial, success, distortion, c = (torch.cat(parts).cpu() for parts in zip(*(
+        (r.adversarial, r.success, r.distortion, r.c) for r in results)))
+    return AttackResult(adversarial.to(images.dtype), success, distortion.float(), c.float())
+
+
+def in_precision(model: nn.Module, dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
+    """``model`` computed with its floating-point parameters and buffers cast to ``dtype``, leaving
+    the module itself unchanged (``model`` as it is when they already have that dtype)."""
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    if all(t.dtype == dtype for t in tensors.values() if t.is_floating_point()):
+        return model
+    cast = {name: t.detach().to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
+    return lambda z: torch.func.functional_call(model, cast, (z,))
 
 
 CPU_BATCH = 1000
@@ -192,8 +245,8 @@ for tens of thousands of MNIST images: its time is kernel launches and host sync
 
 
 def default_batch_size(dev: torch.device) -> int:
-    """:data:`CPU_BATCH` on a CPU, :data:`GPU_BATCH` on a GPU. An example's result does not depend on
-    its batch (see :mod:`intriguing.lbfgs_box`), so the choice changes only the speed."""
+    """:data:`CPU_BATCH` on a CPU, :data:`GPU_BATCH` on a GPU. The choice changes the speed, and an
+    example's result only through rounding (see :class:`SearchSettings`)."""
     return GPU_BATCH if dev.type == "cuda" else CPU_BATCH
 
 
@@ -216,14 +269,14 @@ def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, 
     return c, c_lo, c_hi
 
 
-def _attack_batch(model: nn.Module, x: Tensor, target: Tensor, settings: SearchSettings) -> AttackResult:
+def _attack_batch(model: Callable[[Tensor], Tensor], x: Tensor, target: Tensor, settings: SearchSettings) -> AttackResult:
     margin, logit_scale = settings.margin, settings.logit_scale
     batch = len(x)
     best = x.clone()
-    best_sq = torch.full((batch,), float("inf"), device=x.device)
-    c = torch.full((batch,), settings.c_init, device=x.device)
-    c_lo = torch.zeros(batch, device=x.device)
-    c_hi = torch.full((batch,), float("inf"), device=x.device)
+    best_sq = x.new_full((batch,), float("inf"))
+    c = x.new_full((batch,), settings.c_init)
+    c_lo = x.new_zeros(batch)
+    c_hi = x.new_full((batch,), float("inf"))
 
     def objective(z: Tensor, index: Tensor) -> Tensor:
         logits = model(z)

@@ -3,7 +3,7 @@ cache, list the profiles.
 
     python -m intriguing build [--profile P] [CHAPTER ...]
     python -m intriguing cache info
-    python -m intriguing cache clear [--kind K]
+    python -m intriguing cache clear [--kind K]   (only what the cache itself stored)
     python -m intriguing profiles
 
 ``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
@@ -13,7 +13,9 @@ Book, and writes beside it the build's timing record (:mod:`intriguing.timing`) 
 ``results.json``: every number a chapter compared with the paper (:func:`intriguing.paper.compare_with_paper`),
 with the paper's value, ours, the tolerance and the verdict. A chapter whose execution fails (a check
 outside its tolerance, say) does not stop the others: the book is rendered with the failing cell's
-error in place, the records name the failed chapters, and the command exits with status 1.
+error in place and a visible "not computed" mark wherever its prose names a number the chapter never
+glued, both records name the failed chapters (``chapters_failed``; a failed rendering too), and the
+command exits with status 1.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +109,9 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     """
     import papermill
 
+    missing = [name for name in ("_config.yml", "_toc.yml", "book") if not (root / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)} in {root.resolve()}: run the build from the repository's root")
     profile = get_profile(profile_name).name
     repository = repository_url(root)
     known = chapters(root)
@@ -119,6 +125,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     if stale:
         raise ValueError(f"chapter(s) {', '.join(stale)} have no executed copy of profile {profile!r} in "
                          f"{src}: build them too, or build everything")
+    cache.check_writable("networks")  # before hours of work, not after them
     start = time.perf_counter()
     if not kept:
         shutil.rmtree(src, ignore_errors=True)
@@ -145,24 +152,35 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
             papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
                                        parameters={"profile": profile, "repository": repository},
                                        cwd=str(root / "book"), log_output=True)
-        except papermill.PapermillExecutionError as error:
-            failed[name] = f"{error.ename}: {error.evalue}".splitlines()[0]
+        except Exception as error:  # a failing cell, or a kernel that died: the other chapters go on
+            why = f"{error.ename}: {error.evalue}" if isinstance(error, papermill.PapermillExecutionError) \
+                else f"{type(error).__name__}: {error}"
+            failed[name] = (why.splitlines() or [why])[0]
             print(f"=== {name} FAILED: {failed[name]}", flush=True)
         seconds = time.perf_counter() - began
         timing.record("chapter", name, seconds)
         print(f"=== {name} took {seconds:.0f} s", flush=True)
-        _hide_injected_parameters(src / f"{known[name]}.ipynb")
+        executed = src / f"{known[name]}.ipynb"
+        if not executed.exists():  # papermill never wrote it: render the source, unexecuted
+            shutil.copy2(root / f"{known[name]}.ipynb", executed)
+        _hide_injected_parameters(executed)
+        if name in failed:
+            _mark_not_computed(executed)
 
     results = _results(root / BUILD / "html" / "results.json", comparisons, profile, kept)
     cache.atomic_write_text(summary_markdown(results), src / "book" / "results_summary.md")
 
     jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
-    subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror", "--keep-going"],
-                   check=True)
+    rendered = subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror",
+                               "--keep-going"])
+    if rendered.returncode != 0:
+        failed[RENDER] = f"jupyter-book build exited with status {rendered.returncode}"
+        print(f"=== the HTML FAILED to render: {failed[RENDER]}", flush=True)
     record = timing.summarise(events, profile, time.perf_counter() - start)
     record["cache_at_start"] = "empty" if cold else "warm"
     record["chapters_executed"] = "all" if not kept else selected
     record["chapters_failed"] = failed
+    results["chapters_failed"] = failed
     text = json.dumps(record, indent=1) + "\n"
     cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
     cache.atomic_write_text(json.dumps(results, indent=1) + "\n", root / BUILD / "html" / "results.json")
@@ -173,6 +191,38 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     if failed:
         raise BuildFailed("chapter(s) failed: " + "; ".join(f"{name} ({why})" for name, why in failed.items()))
     return record
+
+
+RENDER = "(the HTML)"
+"""The name under which ``chapters_failed`` records a failed rendering by Jupyter Book."""
+NOT_COMPUTED = "**[not computed: this chapter failed]**"
+"""What a failed chapter's prose shows where a number it never glued would have stood."""
+GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:]+)(?::[^`]*)?`")
+"""MyST-NB's inline glue roles, e.g. ``{glue:text}`t1_count``` or ``{glue:text}`gap:.2f```."""
+
+
+def _mark_not_computed(path: Path) -> int:
+    """In an executed notebook whose execution failed, replace every glue role whose key no cell glued
+    by :data:`NOT_COMPUTED`, so that the page renders and says what is missing; returns how many."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    glued = {output.get("metadata", {}).get("scrapbook", {}).get("name")
+             for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])}
+    marked = 0
+
+    def mark(match: re.Match[str]) -> str:
+        nonlocal marked
+        if match.group(1) in glued:
+            return match.group(0)
+        marked += 1
+        return NOT_COMPUTED
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = GLUE_ROLE.sub(mark, cell.source)
+    nbformat.write(nb, path)
+    return marked
 
 
 def _results(previous: Path, comparisons: Path, profile: str, kept: list[str]) -> dict[str, Any]:
@@ -219,10 +269,11 @@ def cache_info() -> list[dict[str, Any]]:
     """One row per kind of cached result: files, size, and the profiles they were made for."""
     root = cache.cache_dir()
     rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
-        files = list(folder.glob("*.pt"))
-        profiles = sorted({p for entry in cache.index(folder.name) for p in _profiles_of(entry["config"])})
-        rows.append({"kind": folder.name, "files": len(files), "size": sum(f.stat().st_size for f in files),
+    for kind in cache.kinds():
+        entries = cache.index(kind)
+        profiles = sorted({p for entry in entries for p in _profiles_of(entry["config"])})
+        rows.append({"kind": kind, "files": len(entries),
+                     "size": sum((root / kind / entry["file"]).stat().st_size for entry in entries),
                      "profiles": profiles or ["unknown"]})
     return rows
 
@@ -241,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "or full)")
     make.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names, e.g. blind_spots")
     store = commands.add_parser("cache", help="what is cached, or clear it",
-                                description=f"The result cache at $INTRIGUING_CACHE (now {cache.cache_dir()}).")
+                                description="The result cache at $INTRIGUING_CACHE (default ~/.cache/intriguing).")
     what = store.add_subparsers(dest="action", required=True)
     what.add_parser("info", help="each kind of cached result: files, size, profiles")
     clear = what.add_parser("clear", help="delete cached results")
@@ -261,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"profile(s): {', '.join(row['profiles'])}")
             print(f"  {'total':16s} {sum(r['files'] for r in rows):5d} files "
                   f"{_size(sum(r['size'] for r in rows)):>10s}")
+            stray = cache.stray_files()
+            if stray:
+                print(f"  {len(stray)} temporary file(s) left by killed writes ({_size(sum(f.stat().st_size for f in stray))}); "
+                      "`cache clear` removes them")
         elif args.command == "cache":
             removed = cache.clear(args.kind)
             print(f"removed {removed} file(s) from {cache.cache_dir()}")
@@ -273,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"measured: {measured['wall_seconds'] / 60:.1f} min cold on {measured['device']} "
                           f"({measured['machine']}, {measured['torch_threads']} threads)")
                 print()
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BuildFailed as error:

@@ -32,6 +32,7 @@ __all__ = [
     "N_CLASSES",
     "Split",
     "check_images",
+    "check_split",
     "data_dir",
     "file_sha256",
     "load_mnist",
@@ -111,6 +112,17 @@ def check_images(images: Tensor, name: str = "images", in_box: bool = True,
             f"{name} must have pixels in [0, 1], got range "
             f"[{images.min().item():.4g}, {images.max().item():.4g}]"
         )
+
+
+def check_split(data: Split, name: str = "data") -> None:
+    """Raise ``ValueError`` unless ``data`` holds valid MNIST images (see :func:`check_images`) and
+    int64 labels in 0..9, one per image."""
+    check_images(data.images, f"{name}'s images")
+    if data.labels.shape != (len(data.images),):
+        raise ValueError(f"{name} has {len(data.images)} images but labels of shape {tuple(data.labels.shape)}: "
+                         "give one label per image")
+    if data.labels.dtype != torch.int64 or (len(data.labels) and (data.labels.min() < 0 or data.labels.max() >= N_CLASSES)):
+        raise ValueError(f"{name}'s labels must be int64 in 0..{N_CLASSES - 1}")
 
 
 def _content_sha256(images: np.ndarray, labels: np.ndarray) -> str:

@@ -3,7 +3,11 @@
 Each example keeps its own curvature pairs, its own step in a projected backtracking line search
 and its own stopping test; all of them move together in one tensor program, on CPU or GPU. The
 examples never share a line search or a Hessian estimate (as one ``torch.optim.LBFGS`` over a
-summed batch would), so the result for an example does not depend on the others in its batch.
+summed batch would), so the result for an example does not depend on the others in its batch, up to
+the rounding of the objective: a matrix product in it may round a row differently with the number
+of rows it shares the product with, and a discrete choice here (the Armijo test, the stopping
+tests) can turn that rounding into a different path. :class:`intriguing.attacks.SearchSettings`
+says how much that moved results in float32 and in float64, the search's default.
 
 The method is projected L-BFGS with an active set: coordinates at a bound whose gradient points
 out of the box are held fixed, the two-loop recursion acts on the rest, and the step is
@@ -127,7 +131,7 @@ def box_lbfgs(
         d[uphill] = -gamma[uphill, None] * projected[uphill]
 
         # Projected backtracking line search, each example with its own step.
-        step = torch.ones(len(rows), device=z.device)
+        step = z.new_ones(len(rows))
         z_new: Tensor | None = None  # copied from z only when some examples need another step
         f_new, g_new = f, g
         searching = still.clone()

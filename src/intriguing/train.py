@@ -18,7 +18,9 @@ to the cap would have changed.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import cache
-from .data import Split
+from .data import Split, check_split
 from .hardware import device
 from .models import AutoencoderClassifier, MNISTNetwork, NetworkSpec
 
@@ -165,7 +167,8 @@ def minimize_lbfgs(
     Runs in intervals of :data:`CHECKPOINT_EVERY` iterations; after each it records the objective,
     updates a progress bar and, if ``checkpoint`` is given, atomically saves the module and
     optimiser state there. A run that finds that checkpoint resumes from it and ends with the same
-    weights as an uninterrupted run. The checkpoint is removed when the run ends. The window test
+    weights as an uninterrupted run (a damaged checkpoint is reported, named and deleted, and the
+    stage starts afresh). The checkpoint is removed when the run ends. The window test
     is checked only between intervals, so a run stopped by it is the prefix of a run to the cap:
     given ``handover``, such a run leaves its final state there, and a run to the cap whose
     checkpoint is ``handover`` starts from it instead of repeating those iterations.
@@ -185,17 +188,28 @@ def minimize_lbfgs(
 
     Returns:
         A :class:`FitLog`.
+
+    Raises:
+        FloatingPointError: the objective is NaN or infinite; the message names the iteration.
     """
     if converge_below is not None and not converge_below > 0:
         raise ValueError(f"converge_below must be positive, got {converge_below}")
     opt = torch.optim.LBFGS(params, lr=1, max_iter=CHECKPOINT_EVERY, max_eval=CHECKPOINT_EVERY * 10,
                             history_size=history_size, line_search_fn="strong_wolfe")
     done, stop, losses, seconds = 0, "", [], 0.0
+    initial = {k: v.clone() for k, v in module.state_dict().items()}  # what a damaged checkpoint falls back to
     if checkpoint is not None and checkpoint.exists():
-        saved = cache.load(checkpoint)
-        module.load_state_dict(saved["module"])
-        opt.load_state_dict(saved["optimizer"])
-        done, stop, losses, seconds = saved["done"], saved["stop"], saved["losses"], saved["seconds"]
+        try:
+            saved = cache.load(checkpoint)
+            module.load_state_dict(saved["module"])
+            opt.load_state_dict(saved["optimizer"])
+            done, stop, losses, seconds = saved["done"], saved["stop"], saved["losses"], saved["seconds"]
+        except Exception as err:  # damaged or from an incompatible run: this stage starts afresh
+            warnings.warn(f"ignoring unreadable checkpoint {checkpoint} ({err}); {desc} starts afresh", stacklevel=2)
+            checkpoint.unlink(missing_ok=True)
+            module.load_state_dict(initial)
+            opt = torch.optim.LBFGS(params, lr=1, max_iter=CHECKPOINT_EVERY, max_eval=CHECKPOINT_EVERY * 10,
+                                    history_size=history_size, line_search_fn="strong_wolfe")
     seconds_before = seconds
 
     def state(stop: str) -> dict[str, Any]:
@@ -214,6 +228,8 @@ def minimize_lbfgs(
             if not losses:
                 with torch.no_grad():
                     losses.append(float(objective()))
+                if not math.isfinite(losses[0]):
+                    raise FloatingPointError(f"{desc}: the objective is {losses[0]} at the start (NaN images or weights?)")
             if done >= max_iter:
                 stop = "cap"
                 continue
@@ -224,6 +240,8 @@ def minimize_lbfgs(
             done += ran
             with torch.no_grad():
                 losses.append(float(objective()))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f"{desc}: the objective is {losses[-1]} after {done} L-BFGS iterations")
             if ran < opt.param_groups[0]["max_iter"]:
                 stop = "lbfgs tolerance"
             elif converge_below is not None and window_fall(losses) < converge_below:
@@ -313,6 +331,7 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
     """
     if decay_mode not in DECAY_MODES:
         raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
+    check_split(data, "the training data")
     if len(data) == 0:
         raise ValueError("cannot train on an empty set")
     dev = device()
