@@ -121,3 +121,30 @@ def test_bad_settings_are_named(change, message):
 def test_a_layer_the_network_lacks_is_named():
     with pytest.raises(ValueError, match="layer 3 does not exist: the network has the input .0. and 2 hidden"):
         NetworkAbove(sharp_network(), 3)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"pool_layers": (0, 1, 2), "mix": 0.005}, "mix 0.005 gives no pooled example per minibatch"),
+    ({"lr": float("inf")}, "lr must be a finite positive number"),
+    ({"lr": float("nan")}, "lr must be a finite positive number"),
+    ({"mix": float("nan")}, "mix must be a finite non-negative number"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+])
+def test_settings_that_would_train_silently_wrong_are_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        AdversarialTrainingSettings(**changes)
+
+
+def test_adversarial_fit_rejects_bad_data_and_weight_decay_and_stops_at_a_non_finite_loss():
+    data = images_and_labels(200)
+    settings = AdversarialTrainingSettings(epochs=1, pool_start=0, batch_size=50)
+    fit = functools.partial(adversarial_fit, seed=0, progress=False)
+    with pytest.raises(ValueError, match="200 images but labels of shape"):
+        fit(SigmoidMLP((4,)), Split(data.images, data.labels[:100]), settings, weight_decay=(0.0, 0.0))
+    with pytest.raises(ValueError, match="NaN or infinite pixels"):
+        fit(SigmoidMLP((4,)), Split(data.images * float("nan"), data.labels), settings, weight_decay=(0.0, 0.0))
+    with pytest.raises(ValueError, match="weight decay must be finite and non-negative"):
+        fit(SigmoidMLP((4,)), data, settings, weight_decay=(float("nan"), 0.0))
+    with pytest.raises(FloatingPointError, match=r"the loss is not finite at minibatch step \d+ \(epoch 1\)"):
+        fit(SigmoidMLP((4,)), data, AdversarialTrainingSettings(epochs=1, pool_start=0, batch_size=50, lr=1e30),
+            weight_decay=(1e30, 1e30))

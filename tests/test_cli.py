@@ -78,28 +78,54 @@ def test_the_intros_summary_counts_each_verdict_per_table():
     assert "| **all** | | **10** | **2** | **1** |" in text
 
 
-def test_a_failing_chapter_does_not_stop_the_others(tmp_path, isolated_cache, monkeypatch):
+def _notebook(*cells):
     import nbformat
-    import papermill
 
-    for name in ("_toc.yml", "_config.yml"):
-        (tmp_path / name).write_text((ROOT / name).read_text())
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    params = nbformat.v4.new_code_cell("profile = None\nrepository = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_markdown_cell(c[3:]) if c.startswith("md:") else nbformat.v4.new_code_cell(c)
+                           for c in cells]
+    return nb
+
+
+def test_a_chapter_failing_after_its_first_check_still_gives_a_rendered_book_and_fresh_records(tmp_path, isolated_cache):
+    """The real Jupyter Book on a two-chapter book whose second chapter fails before its last glue cell."""
+    import nbformat
+
+    (tmp_path / "_config.yml").write_text("title: tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: 'off'\n"
+                                          "repository:\n  url: https://github.com/example/tiny\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/good\n  - file: book/bad\n")
     (tmp_path / "book").mkdir()
-    for f in cli.chapters(ROOT).values():
-        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), tmp_path / f"{f}.ipynb")
-    executed = []
+    (tmp_path / "book" / "intro.md").write_text("# Tiny\n\n```{include} results_summary.md\n```\n")
+    glue = "from intriguing import plots\n"
+    nbformat.write(_notebook("md:# Good\n\nThe answer is {glue:text}`answer`.", glue + "plots.glue('answer', 42)"),
+                   tmp_path / "book" / "good.ipynb")
+    nbformat.write(_notebook("md:# Bad\n\nFirst {glue:text}`first`, then {glue:text}`later:.2f` and {glue:text}`last`.",
+                             glue + "plots.glue('first', 7)", "raise AssertionError('the first check failed')",
+                             glue + "plots.glue('later', 2.5)\nplots.glue('last', 'x')"),
+                   tmp_path / "book" / "bad.ipynb")
+    (tmp_path / "_build" / "html").mkdir(parents=True)
+    (tmp_path / "_build" / "html" / "results.json").write_text('{"stale": true}')  # an earlier build's
 
-    def execute(source, out, **kwargs):
-        executed.append(Path(out).stem)
-        Path(out).write_text(Path(source).read_text())
-        if Path(out).stem == "units":
-            raise papermill.PapermillExecutionError(0, 1, "boom", "PaperMismatch", "outside\nmore", [])
-
-    monkeypatch.setattr(papermill, "execute_notebook", execute)
-    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: (tmp_path / "_build" / "html").mkdir(parents=True))
-    with pytest.raises(cli.BuildFailed, match=r"units \(PaperMismatch: outside\)"):
+    with pytest.raises(cli.BuildFailed, match=r"bad \(AssertionError: the first check failed\)"):
         cli.build("smoke", [], root=tmp_path)
-    assert executed == [Path(f).stem for f in cli.chapters(ROOT).values()]  # every chapter ran
-    record = json.loads((tmp_path / "_build" / "html" / "timings.json").read_text())
-    assert record["chapters_failed"] == {"units": "PaperMismatch: outside"}
+    html = tmp_path / "_build" / "html" / "book"
+    assert "The answer is" in (html / "good.html").read_text() and "42" in (html / "good.html").read_text()
+    bad = (html / "bad.html").read_text()
+    assert bad.count(cli.NOT_COMPUTED.strip("*")) == 2 and "First" in bad and "7" in bad
+    assert "the first check failed" in bad  # the failing cell's error, in place
+    for record in ("timings.json", "results.json"):
+        assert json.loads((tmp_path / "_build" / "html" / record).read_text())["chapters_failed"] == {
+            "bad": "AssertionError: the first check failed"}
     assert not (tmp_path / "timings" / "smoke.json").exists()  # a failed build is not the profile's record
+
+
+def test_a_build_outside_the_repository_root_says_so(tmp_path):
+    done = run("build", "--profile", "smoke", cwd=tmp_path)
+    assert done.returncode == 2 and "run the build from the repository's root" in done.stderr
+
+
+def test_an_empty_profile_is_an_error_not_the_full_profile():
+    done = run("build", "--profile", "", "networks", cwd=ROOT)
+    assert done.returncode == 2 and "the profile is empty" in done.stderr

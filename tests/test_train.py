@@ -254,3 +254,51 @@ def test_the_networks_chapters_run_to_the_cap_continues_the_stopped_one(monkeypa
     assert alone.stages["lbfgs"].losses == continued.stages["lbfgs"].losses
     for p, q in zip(alone.model.parameters(), continued.model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_a_damaged_checkpoint_is_reported_and_the_stage_starts_afresh(tmp_path):
+    reference, objective = _regression()
+    train.minimize_lbfgs(reference, list(reference.parameters()), objective, max_iter=30)
+    ckpt = tmp_path / "run.ckpt"
+    model, objective = _regression()
+    with pytest.raises(KeyboardInterrupt):
+        train.minimize_lbfgs(model, list(model.parameters()), _dies_after(objective, 40), max_iter=60, checkpoint=ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated
+    model2, objective2 = _regression()
+    with pytest.warns(UserWarning, match=f"ignoring unreadable checkpoint {ckpt}"):
+        log = train.minimize_lbfgs(model2, list(model2.parameters()), objective2, max_iter=30, checkpoint=ckpt)
+    assert log.iterations == 30 and log.seconds_before == 0
+    for p, q in zip(reference.parameters(), model2.parameters()):
+        assert torch.equal(p, q)
+
+
+def _dies_after(objective, n):
+    calls = {"n": 0}
+
+    def dies():
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return objective()
+
+    return dies
+
+
+def test_a_non_finite_objective_stops_training_with_its_iteration():
+    model, objective = _regression()
+    with torch.no_grad():
+        model[0].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="the objective is nan at the start"):
+        train.minimize_lbfgs(model, list(model.parameters()), objective, max_iter=30)
+
+
+def test_fit_rejects_nan_images_and_labels_that_do_not_match(tiny):
+    from intriguing.data import Split
+
+    spec = get_spec("softmax1")
+    images = torch.rand(20, 1, 28, 28)
+    for data, message in [(Split(images.clone().index_fill_(0, torch.tensor([3]), float("nan")), torch.zeros(20, dtype=torch.long)),
+                           "NaN or infinite pixels"),
+                          (Split(images, torch.zeros(10, dtype=torch.long)), "20 images but labels of shape")]:
+        with pytest.raises(ValueError, match=message):
+            train.fit(SigmoidMLP((3,)), spec, data, lbfgs_iterations=tiny.lbfgs_iterations, conv_epochs=1)
