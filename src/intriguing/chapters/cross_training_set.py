@@ -31,7 +31,7 @@ from ..transfer import (
     training_set_gap,
 )
 
-__all__ = ["AMPLIFIED", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper", "check_diagonal", "check_gain",
+__all__ = ["AMPLIFIED", "AMPLIFIED_DIAGONAL_MIN", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper", "check_diagonal", "check_gain",
            "check_gaps", "check_margins", "check_nearest_no_larger", "compare_table3", "compare_table4",
            "deviations", "gain", "gaps", "margins", "mutual_transfer", "nearest_target_table4",
            "nearest_target_transfer", "off_diagonal", "per_example_reading", "replicate_means", "set_size", "table3",
@@ -138,11 +138,20 @@ def amplified_cross_cells(table: pd.DataFrame) -> pd.DataFrame:
                         index=pd.MultiIndex.from_tuples(cells, names=["set", "network"]))
 
 
+AMPLIFIED_DIAGONAL_MIN = 99.9
+"""The least error (%) an amplified set must reach on its own network. A set as found is wholly
+misclassified by construction (the search keeps only images that lead by its margin, far above
+float rounding); amplifying is not a search, and one amplified example of 10,000 (M2's, replicate 0,
+same seeds) fooled M2 on one machine and not on another: 0.01 pp between machines. The check allows
+ten times that."""
+
+
 def check_diagonal(table: pd.DataFrame) -> None:
-    """Every set, amplified or not, is wholly misclassified by the network it was made for."""
+    """Every set as found is wholly misclassified by the network it was made for; every amplified set
+    all but wholly (at least :data:`AMPLIFIED_DIAGONAL_MIN` %)."""
     for name in NETWORKS:
         assert table.loc[PLAIN[name], name] == 100, name
-        assert table.loc[AMPLIFIED[name], name] == 100, name
+        assert table.loc[AMPLIFIED[name], name] >= AMPLIFIED_DIAGONAL_MIN, (name, table.loc[AMPLIFIED[name], name])
 
 
 def margins(table: pd.DataFrame) -> pd.DataFrame:
