@@ -129,3 +129,20 @@ def test_a_build_outside_the_repository_root_says_so(tmp_path):
 def test_an_empty_profile_is_an_error_not_the_full_profile():
     done = run("build", "--profile", "", "networks", cwd=ROOT)
     assert done.returncode == 2 and "the profile is empty" in done.stderr
+
+
+def test_cache_clear_with_an_empty_cache_variable_deletes_nothing(tmp_path):
+    import os
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "src").mkdir()
+    done = run("cache", "clear", cwd=tmp_path, env={**os.environ, "INTRIGUING_CACHE": ""})
+    assert done.returncode == 2 and "INTRIGUING_CACHE is set but empty" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git", "src"]
+
+
+def test_cache_info_reports_the_temporary_files_of_killed_writes(isolated_cache, capsys):
+    cache.cached("networks", "softmax1", {"x": 1}, lambda: {"w": torch.zeros(3)})
+    (isolated_cache / "networks" / ".softmax1-0123.pt.999.tmp").write_bytes(b"half")
+    assert cli.main(["cache", "info"]) == 0
+    assert "1 temporary file(s) left by killed writes" in capsys.readouterr().out

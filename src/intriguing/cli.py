@@ -201,28 +201,18 @@ GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:]+)(?::[^`]*)?`")
 """MyST-NB's inline glue roles, e.g. ``{glue:text}`t1_count``` or ``{glue:text}`gap:.2f```."""
 
 
-def _mark_not_computed(path: Path) -> int:
+def _mark_not_computed(path: Path) -> None:
     """In an executed notebook whose execution failed, replace every glue role whose key no cell glued
-    by :data:`NOT_COMPUTED`, so that the page renders and says what is missing; returns how many."""
+    by :data:`NOT_COMPUTED`, so that the page renders and says what is missing."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     glued = {output.get("metadata", {}).get("scrapbook", {}).get("name")
              for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])}
-    marked = 0
-
-    def mark(match: re.Match[str]) -> str:
-        nonlocal marked
-        if match.group(1) in glued:
-            return match.group(0)
-        marked += 1
-        return NOT_COMPUTED
-
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = GLUE_ROLE.sub(mark, cell.source)
+            cell.source = GLUE_ROLE.sub(lambda m: m.group(0) if m.group(1) in glued else NOT_COMPUTED, cell.source)
     nbformat.write(nb, path)
-    return marked
 
 
 def _results(previous: Path, comparisons: Path, profile: str, kept: list[str]) -> dict[str, Any]:

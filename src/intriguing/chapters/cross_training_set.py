@@ -31,11 +31,11 @@ from ..transfer import (
     training_set_gap,
 )
 
-__all__ = ["AMPLIFIED", "AMPLIFIED_DIAGONAL_MIN", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper", "check_diagonal", "check_gain",
-           "check_gaps", "check_margins", "check_nearest_no_larger", "compare_table3", "compare_table4",
-           "deviations", "gain", "gaps", "margins", "mutual_transfer", "nearest_target_table4",
-           "nearest_target_transfer", "off_diagonal", "per_example_reading", "replicate_means", "set_size", "table3",
-           "table4", "table4_samples"]
+__all__ = ["AMPLIFIED", "AMPLIFIED_DIAGONAL_MIN", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper",
+           "check_diagonal", "check_gain", "check_gaps", "check_margins", "check_nearest_no_larger",
+           "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins", "mutual_transfer",
+           "nearest_target_table4", "nearest_target_transfer", "off_diagonal", "per_example_reading",
+           "replicate_means", "set_size", "table3", "table4", "table4_samples"]
 
 NETWORKS = list(paper.TABLE3.index)
 PLAIN = {name: f"Distorted for {name}" for name in NETWORKS}
