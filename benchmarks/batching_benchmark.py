@@ -9,12 +9,13 @@ Measured in one run, on N100-100-10's attacked training images and their random 
 
 Each reports the time ratio (separate / together) and how far the results moved: the relative change of
 the mean distortion, and the largest relative change of any one example's. An example's search does
-not depend on the others in its batch, but float rounding can differ with the batch's size: in float32
-(``--precision float32``) it can tip one of the search's discrete choices, so single examples may move
-by a fraction of a per cent; in float64, the book's search, they should agree to rounding.
+not depend on the others in its batch, but float rounding can differ with the batch's size: with the
+network in float32 (``--network-precision float32``) it can tip one of the search's discrete choices, so
+single examples may move by a fraction of a per cent; with it in float64, the book's search, they should
+not move at all.
 
 Usage: python benchmarks/batching_benchmark.py [--profile smoke|full] [--pieces 12] [--piece-size 5000]
-                                               [--precision float64|float32]
+                                               [--network-precision float64|float32]
 """
 
 from __future__ import annotations
@@ -49,14 +50,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--profile", default=None, help="networks of this profile (default: $INTRIGUING_PROFILE or full)")
     parser.add_argument("--pieces", type=int, default=12, help="pieces attacked separately, then together")
     parser.add_argument("--piece-size", type=int, default=5000, help="images per piece")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="the search's arithmetic "
-                        "(default: the profile's)")
+    parser.add_argument("--network-precision", choices=PRECISIONS, default=None,
+                        help="the network's arithmetic during the search (default: the profile's)")
     args = parser.parse_args(argv)
 
     profile = get_profile(args.profile)
     model = trained_network("N100-100-10", profile).model
     images = attacked_images("train", profile).subset(slice(0, args.pieces * args.piece_size))
-    settings = replace(profile.search, precision=args.precision or profile.search.precision)
+    settings = replace(profile.search, network_precision=args.network_precision or profile.search.network_precision)
 
     def attack(x: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> AttackResult:
         return min_distortion_attack(model, x, targets, labels=labels, settings=settings, progress=False)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     out["pieces_mean_change"], out["pieces_max_change"] = moved(together, alone)
     out["targets_mean_change"], out["targets_max_change"] = moved(one, nine)
     print(f"device {device()} (search batch {default_batch_size(device()):,}), profile {profile.name!r}, "
-          f"search in {settings.precision}")
+          f"network in {settings.network_precision}")
     print(f"{len(images):,} images in {args.pieces} pieces: {t_alone:.2f} s separately, {t_together:.2f} s together, "
           f"ratio {out['pieces_ratio']:.2f}; mean distortion moved {out['pieces_mean_change']:.1e} (relative), "
           f"one example at most {out['pieces_max_change']:.1e}")

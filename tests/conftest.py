@@ -17,7 +17,7 @@ TINY = Profile(
     distortion_tolerance=10.0,
     transfer_tolerance_pp=100.0,
     imagenet_examples=1,
-    imagenet_search=SearchSettings(c_steps=1, max_iter=2, precision="float32"),
+    imagenet_search=SearchSettings(c_steps=1, max_iter=2, network_precision="float32"),
 )
 """The tests' profile: networks that train in seconds on 200 images, a dozen attacked images."""
 

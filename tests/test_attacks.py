@@ -130,10 +130,10 @@ def test_the_search_batch_follows_the_device():
     assert default_batch_size(torch.device("cuda")) == GPU_BATCH > CPU_BATCH
 
 
-def test_in_float64_an_examples_result_does_not_depend_on_its_batch():
+def test_with_the_network_in_float64_an_examples_result_does_not_depend_on_its_batch():
     # On some BLAS kernels a float32 matrix product rounds a row differently with the number of rows, and the
     # search's discrete choices turned that into per-example changes of up to 0.7 % (500 smoke test images,
-    # batch 4 against 1000, AVX-512 MKL). In float64 the same comparison moved no example by more than 1.6e-11.
+    # batch 4 against 1000, AVX-512 MKL). With the network in float64 the same comparison moved none of them.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.Sigmoid(), nn.Linear(64, 64), nn.Sigmoid(), nn.Linear(64, 10))
     with torch.no_grad():
@@ -144,9 +144,9 @@ def test_in_float64_an_examples_result_does_not_depend_on_its_batch():
     settings = SearchSettings(c_steps=6, max_iter=30)
     runs = [min_distortion_attack(model, images, targets, batch_size=b, settings=settings, progress=False)
             for b in (40, 13, 4, 1)]
-    # Measured here (AVX-512 and AVX2 MKL kernels alike): float64 moved no example at all; float32 moved 3, 5 and 7
-    # of the 40 by more than 1e-6 (up to 0.2 %) and the mean by up to 1e-4. Float64 rounding can still tip a choice,
-    # rarely: one example of 40 may move.
+    # Measured here (AVX-512 and AVX2 MKL kernels alike): with the network in float64 no example moved at all; in
+    # float32, 3, 5 and 7 of the 40 moved by more than 1e-6 (up to 0.2 %) and the mean by up to 1e-4. A float64
+    # difference can still survive the rounding to the search's float32, rarely: one example of 40 may move.
     for run in runs[1:]:
         assert torch.equal(run.success, runs[0].success)
         moved = (run.distortion - runs[0].distortion).abs() / runs[0].distortion
@@ -162,9 +162,8 @@ def test_the_search_leaves_the_model_and_the_input_dtype_as_they_were():
     result = min_distortion_attack(model, images, targets, settings=SearchSettings(c_steps=2, max_iter=5), progress=False)
     assert result.adversarial.dtype == torch.float64 and result.distortion.dtype == torch.float32
     assert next(model.parameters()).dtype == torch.float32
-    single = min_distortion_attack(model, images.float(), targets, settings=SearchSettings(c_steps=2, max_iter=5,
-                                                                                       precision="float32"), progress=False)
-    assert single.adversarial.dtype == torch.float32
+    single = SearchSettings(c_steps=2, max_iter=5, network_precision="float32")
+    assert min_distortion_attack(model, images.float(), targets, settings=single, progress=False).adversarial.dtype == torch.float32
 
 
 @pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])
@@ -255,7 +254,7 @@ def test_an_empty_batch_gives_an_empty_result():
     ("c_init", 1e-300, r"can reach c outside \[1e-30, 1e\+30\]"),
     ("c_init", 1e25, r"can reach c outside"),
     ("tol", "0.1", "tol must be a number"),
-    ("precision", "float16", "precision must be one of"),
+    ("network_precision", "float16", "network_precision must be one of"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -264,8 +263,8 @@ def test_search_settings_reject_bad_values(field, value, message):
 
 def test_search_settings_key_names_every_setting():
     assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
-                                      "memory": 3, "tol": 1e-3, "margin": 1e-3, "precision": "float64"}
-    assert "precision" not in SearchSettings(precision="float32").key()  # the search as it was before the field
+                                      "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64"}
+    assert "network_precision" not in SearchSettings(network_precision="float32").key()  # the search as it was before the field
     assert SearchSettings(logit_scale=10).key()["logit_scale"] == 10
     assert "bracket_tol" not in SearchSettings(bracket_tol=0).key()  # the search as it was before the field
 

@@ -25,8 +25,8 @@ def test_batching_benchmark_reports_ratios_and_no_change_in_results(tiny, capsys
     spec.loader.exec_module(bench)
     out = bench.main(["--profile", "tiny", "--pieces", "3", "--piece-size", "4"])
     assert out["pieces_ratio"] > 0 and out["targets_ratio"] > 0
-    # The search runs in float64. Measured here: the pieces moved by 0, the nine targets' mean by 7.9e-6 (3 of 36
-    # examples by up to 1.4e-4, where rounding tipped a choice). In float32 the same run moved the mean by 1.6e-2 and
-    # one example by 14 % on another machine's MKL kernels.
-    assert out["pieces_mean_change"] < 1e-3 and out["targets_mean_change"] < 1e-3
+    # The network runs in float64 during the search. Measured here: no example moved in either comparison. With the
+    # network in float32 the means moved by 1.4e-4 and 1.4e-3 (one example by 3.7 %), and on another machine's MKL
+    # kernels by 1.6e-2 (one example by 14 %). The bound leaves room for a rare float64 difference that survives.
+    assert out["pieces_mean_change"] < 1e-4 and out["targets_mean_change"] < 1e-4
     assert "ratio" in capsys.readouterr().out

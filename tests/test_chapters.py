@@ -190,8 +190,8 @@ def test_figure5_factors_change_one_thing_at_a_time(tiny):
     from intriguing.chapters import spectral
 
     profile = replace(tiny, imagenet_examples=1, imagenet_factor_examples=1,
-                      imagenet_search=SearchSettings(c_steps=2, max_iter=3, precision="float32"),
-                      imagenet_fine_search=SearchSettings(c_steps=2, max_iter=4, precision="float32"))
+                      imagenet_search=SearchSettings(c_steps=2, max_iter=3, network_precision="float32"),
+                      imagenet_fine_search=SearchSettings(c_steps=2, max_iter=4, network_precision="float32"))
     factors = spectral.figure5_factors(profile)
     assert len(factors) == 4
     chapter = factors.iloc[0]

@@ -68,7 +68,7 @@ class AdversarialTrainingSettings:
     dropout_input: float = 0.0
     dropout_hidden: float = 0.0
     search: SearchSettings = field(default_factory=lambda: SearchSettings(c_steps=4, max_iter=20,
-                                                                                   precision="float32"))
+                                                                                   network_precision="float32"))
 
     def __post_init__(self) -> None:
         if len(set(self.pool_layers)) != len(self.pool_layers) or any(k < 0 for k in self.pool_layers):

@@ -280,8 +280,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     pieces = {start: cache.lookup("attacks", names[start], keys[start]) for start in starts}
     missing = [start for start in starts if pieces[start] is cache.MISSING]
     # Missing pieces are attacked together, as many as fill one batch of the device (one at a time on a CPU,
-    # ten on a GPU): an image's result depends on its batch only through rounding (attacks.SearchSettings), so each
-    # piece is stored as if alone.
+    # ten on a GPU): an image's result does not depend on its batch (attacks.SearchSettings.network_precision has
+    # the measurement), so each piece is stored as if alone.
     together = max(1, default_batch_size(device()) // ATTACK_CHUNK)
     groups = [missing[i:i + together] for i in range(0, len(missing), together)]
     for group in tqdm(groups, desc=f"attacking {network} ({split})", disable=len(groups) <= 1, leave=False):

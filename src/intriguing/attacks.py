@@ -57,17 +57,19 @@ class SearchSettings:
         logit_scale: the loss is CE(logit_scale · f(x'), l). 1 is the paper's objective; a larger
             value sharpens the cross-entropy's soft maximum towards the hard margin, whose
             minimiser approaches the closest point of the target region.
-        precision: ``"float64"`` or ``"float32"``, the arithmetic of the search and of the network
-            during it (the network's own weights are left as they are). A matrix product can round
-            a row differently with the number of rows it shares the product with (on some BLAS
-            kernels), and the search's discrete choices (the Armijo test, the stopping tests, the
-            margin, the bracket on c) can turn that rounding into another path, so an example's
-            result may depend on its batch. In float32 that moved 430 of 500 smoke test images of
-            N100-100-10 (batch 4 against 1000; up to 0.7 % each, the mean by 3e-5; another
-            machine: up to 1.9 %); in float64, no example by more than 1.6e-11, though rounding can
-            still tip a choice rarely (3 of 36 examples of an almost untrained test network, by up
-            to 1.4e-4). ``benchmarks/batching_benchmark.py`` measures both. float32 is faster, and
-            what the ImageNet network's convolutions need.
+        network_precision: ``"float64"`` or ``"float32"``, the arithmetic of the network during the
+            search (its own weights are left as they are); the search's own state is float32. A
+            float32 matrix product can round a row differently with the number of rows it shares
+            the product with (on some BLAS kernels), and the search's discrete choices (the Armijo
+            test, the stopping tests, the margin, the bracket on c) can turn that rounding into
+            another path, so an example's result depended on its batch: with the network in
+            float32, 430 of 500 smoke test images of N100-100-10 changed between batches of 1000
+            and 4 (up to 0.7 % each, the mean by 3e-5; on another machine up to 1.9 %). With the
+            network in float64 its rounding differences vanish when the logits and gradients are
+            rounded to the search's float32: none of the 500 changed at batches 100, 37 and 4
+            (``benchmarks/batching_benchmark.py`` measures both). On 2 CPU cores it costs 1.4x the
+            float32 search's time (the whole search in float64 cost 2x). float32 is what the
+            ImageNet network's convolutions need.
     """
 
     c_steps: int = 10
@@ -78,7 +80,7 @@ class SearchSettings:
     tol: float = 1e-3
     margin: float = 1e-3
     logit_scale: float = 1.0
-    precision: str = "float64"
+    network_precision: str = "float64"
 
     def __post_init__(self) -> None:
         for name in ("c_steps", "max_iter", "memory"):
@@ -102,21 +104,21 @@ class SearchSettings:
         if not C_RANGE[0] <= self.c_init / reach or not self.c_init * reach <= C_RANGE[1]:
             raise ValueError(f"c_init {self.c_init:g} with {self.c_steps} c steps can reach c outside "
                              f"[{C_RANGE[0]:g}, {C_RANGE[1]:g}], where float32 under- or overflows")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.network_precision not in PRECISIONS:
+            raise ValueError(f"network_precision must be one of {PRECISIONS}, got {self.network_precision!r}")
 
     def describe(self) -> str:
         """Two short lines: the c steps and iterations, then the stopping settings."""
         scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
         early = "" if self.bracket_tol == 0 else f" (or until c is within ×{1 + self.bracket_tol:g})"
         return (f"{self.c_steps} c steps{early} from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
-                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}, in {self.precision}")
+                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}, network in {self.network_precision}")
 
     def key(self) -> dict[str, float | str]:
         """The settings as a cache key: every field but those at the value that leaves the search as
-        it was before the field existed (logit scale 1, no early end of the c search, float32)."""
+        it was before the field existed (logit scale 1, no early end of the c search, a float32 network)."""
         fields = asdict(self)
-        for name, neutral in (("logit_scale", 1), ("bracket_tol", 0), ("precision", "float32")):
+        for name, neutral in (("logit_scale", 1), ("bracket_tol", 0), ("network_precision", "float32")):
             if fields[name] == neutral:
                 del fields[name]
         return fields
@@ -194,15 +196,15 @@ def min_distortion_attack(
         images: (N, C, H, W) finite, in [0, 1], e.g. MNIST's (N, 1, 28, 28). N may be 0.
         targets: (N,) int64 target labels in 0..K-1.
         labels: (N,) true labels; if given, a target equal to its label is an error.
-        settings: the search's :class:`SearchSettings`; its ``precision`` is the arithmetic.
+        settings: the search's :class:`SearchSettings`.
         batch_size: examples attacked together (None: :func:`default_batch_size` for the device).
-            An example's result may depend on it through rounding, far less in float64 than in
-            float32 (see :class:`SearchSettings`).
+            An example's result may depend on it through rounding, which the network in float64
+            all but removes (see :class:`SearchSettings`).
         progress: show a progress bar.
 
     Returns:
-        An :class:`AttackResult` on the CPU: ``adversarial`` in the dtype of ``images``, the
-        distortions and c in float32.
+        An :class:`AttackResult` on the CPU, computed in float32 (``adversarial`` in the dtype of
+        ``images``).
     """
     check_images(images, shape=None)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
@@ -211,29 +213,28 @@ def min_distortion_attack(
         check_targets(images, targets, labels)
         return AttackResult(images.clone(), torch.zeros(0, dtype=torch.bool), torch.zeros(0), torch.zeros(0))
     dev = device()
-    dtype = getattr(torch, settings.precision)
-    forward = in_precision(model.eval().to(dev), dtype)
+    network = in_precision(model.eval().to(dev), getattr(torch, settings.network_precision))
     with torch.no_grad():
-        n_classes = forward(images[:1].to(dev, dtype)).shape[1]
+        n_classes = network(images[:1].to(dev, torch.float32)).shape[1]
     check_targets(images, targets, labels, n_classes)
     batch_size = batch_size or default_batch_size(dev)
     results = []
     batches = list(zip(images.split(batch_size), targets.split(batch_size)))
     for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
-        results.append(_attack_batch(forward, x.to(dev, dtype), l.to(dev), settings))
+        results.append(_attack_batch(network, x.to(dev, torch.float32), l.to(dev), settings))
     adversarial, success, distortion, c = (torch.cat(parts).cpu() for parts in zip(*(
         (r.adversarial, r.success, r.distortion, r.c) for r in results)))
-    return AttackResult(adversarial.to(images.dtype), success, distortion.float(), c.float())
+    return AttackResult(adversarial.to(images.dtype), success, distortion, c)
 
 
 def in_precision(model: nn.Module, dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
-    """``model`` computed with its floating-point parameters and buffers cast to ``dtype``, leaving
-    the module itself unchanged (``model`` as it is when they already have that dtype)."""
+    """``model`` computed in ``dtype`` for float32 inputs, with float32 outputs: its floating-point
+    parameters and buffers are cast for the call, and the module itself is left unchanged."""
     tensors = dict(model.named_parameters()) | dict(model.named_buffers())
-    if all(t.dtype == dtype for t in tensors.values() if t.is_floating_point()):
+    if dtype == torch.float32 and all(t.dtype == dtype for t in tensors.values() if t.is_floating_point()):
         return model
     cast = {name: t.detach().to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
-    return lambda z: torch.func.functional_call(model, cast, (z,))
+    return lambda z: torch.func.functional_call(model, cast, (z.to(dtype),)).float()
 
 
 CPU_BATCH = 1000

@@ -7,7 +7,7 @@ summed batch would), so the result for an example does not depend on the others 
 the rounding of the objective: a matrix product in it may round a row differently with the number
 of rows it shares the product with, and a discrete choice here (the Armijo test, the stopping
 tests) can turn that rounding into a different path. :class:`intriguing.attacks.SearchSettings`
-says how much that moved results in float32 and in float64, the search's default.
+says how much that moved results, and how computing the network in float64 removes it.
 
 The method is projected L-BFGS with an active set: coordinates at a bound whose gradient points
 out of the box are held fixed, the two-loop recursion acts on the rest, and the step is

@@ -98,9 +98,9 @@ class Profile:
     paper_scale: bool = False
     search: SearchSettings = SearchSettings()
     imagenet_examples: int = 20
-    imagenet_search: SearchSettings = SearchSettings(c_steps=5, max_iter=20, precision="float32")
+    imagenet_search: SearchSettings = SearchSettings(c_steps=5, max_iter=20, network_precision="float32")
     imagenet_factor_examples: int = 6
-    imagenet_fine_search: SearchSettings = SearchSettings(c_steps=10, max_iter=40, precision="float32")
+    imagenet_fine_search: SearchSettings = SearchSettings(c_steps=10, max_iter=40, network_precision="float32")
     adversarial_training: AdversarialTrainingSettings = AdversarialTrainingSettings()
     adversarial_learning_rates: tuple[float, ...] = (1e-3, 3e-3)
     adversarial_seeds: int = 3
@@ -144,9 +144,9 @@ PROFILES: dict[str, Profile] = {
         distortion_tolerance=0.5,
         transfer_tolerance_pp=100.0,
         imagenet_examples=2,
-        imagenet_search=SearchSettings(c_steps=2, max_iter=5, precision="float32"),
+        imagenet_search=SearchSettings(c_steps=2, max_iter=5, network_precision="float32"),
         imagenet_factor_examples=2,
-        imagenet_fine_search=SearchSettings(c_steps=3, max_iter=10, precision="float32"),
+        imagenet_fine_search=SearchSettings(c_steps=3, max_iter=10, network_precision="float32"),
         adversarial_training=AdversarialTrainingSettings(epochs=5, pool_start=1, pool_size=1000, refresh_every=25,
                                                          refresh_share=0.25),
         adversarial_learning_rates=(1e-2,),  # 5 epochs on 10,000 images: 1e-3 leaves the networks at 22 % error
@@ -173,9 +173,9 @@ PROFILES: dict[str, Profile] = {
         transfer_tolerance_pp=15.0,
         paper_scale=True,
         imagenet_examples=20,
-        imagenet_search=SearchSettings(c_steps=5, max_iter=20, precision="float32"),
+        imagenet_search=SearchSettings(c_steps=5, max_iter=20, network_precision="float32"),
         imagenet_factor_examples=6,
-        imagenet_fine_search=SearchSettings(c_steps=10, max_iter=40, precision="float32"),
+        imagenet_fine_search=SearchSettings(c_steps=10, max_iter=40, network_precision="float32"),
         replicates=dict.fromkeys(REPLICATED, 3),
         # 101 min 25 s measured cold with every chapter and the replicates (timings/full.json, 2026-11-23), of which
         # about 10 min came from other work on the cores during its first 25 min (see the README)
