@@ -35,12 +35,12 @@ from .data import N_CLASSES, Split, load_mnist, p1_p2_split
 from .evaluate import error_table
 from .hardware import device
 from .imagenet import EFFICIENTNET_LITE0_SHA256
-from .models import NetworkSpec, build_model, get_spec
+from .models import NETWORKS, NetworkSpec, build_model, get_spec
 from .paper import TABLE3
 from .profiles import Profile, get_profile
 from .train import DECAY_MODES, DEFAULT_DECAY, SPARSE_AE, FitLog, TrainedNetwork, fit
 
-__all__ = ["ATTACK_CHUNK", "REPLICATE_SEED_STRIDE", "TARGET_CHOICES", "TargetedImages", "adversarial_set",
+__all__ = ["ATTACK_CHUNK", "asked_for", "REPLICATE_SEED_STRIDE", "TARGET_CHOICES", "TargetedImages", "adversarial_set",
            "adversarial_sets", "attacked_images", "cached", "min_over_targets", "random_and_nearest",
            "replicate_spec", "replicates", "result_key", "table3_errors", "trained_models", "trained_network",
            "training_config", "training_split"]
@@ -161,6 +161,28 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
     model.load_state_dict(record["state_dict"])
     model.cpu().eval()
     return TrainedNetwork(name, model, decay_mode, {k: FitLog(**v) for k, v in record["stages"].items()})
+
+
+def asked_for(kind: str, name: str, config: dict[str, Any], profile: Profile | str | None = None) -> bool:
+    """Whether this code, in ``profile``, would ask the cache for a result of ``kind`` and ``name`` under
+    ``config``: the network it names must be trained as this code trains it (its training format, spec,
+    seed and the profile's sizes), so a result made by another version of the code is recognised."""
+    profile = get_profile(profile)
+    identity = config if kind == "networks" else config.get("network", {})
+    if not isinstance(identity, dict) or "spec" not in identity:  # a loaded network: its weights' checksum
+        return identity in [{"name": n, **v} for n, v in OTHER_NETWORKS.items()] and \
+            config.get("train_subset", "missing") == profile.train_subset
+    spec_name, replicate = identity["spec"].get("name"), identity.get("replicate", 0)
+    if spec_name not in NETWORKS or (kind == "networks" and name != spec_name):
+        return False
+    spec = replicate_spec(spec_name, replicate)
+    to_cap = "converge_below" in identity and identity["converge_below"] is None and profile.converge_below is not None
+    decay = identity.get("decay_mode")
+    if decay not in DECAY_MODES:
+        return False
+    expected = training_config(spec, profile, decay, to_cap, replicate)  # compared as JSON, as keys are hashed
+    return cache.config_hash(identity) == cache.config_hash(expected) and \
+        config.get("train_subset", profile.train_subset) == profile.train_subset
 
 
 def trained_models(names: list[str], profile: Profile | str | None = None, replicate: int = 0) -> dict[str, nn.Module]:

@@ -28,7 +28,9 @@ from typing import Any, TypeVar
 import torch
 from filelock import FileLock
 
-__all__ = ["MISSING", "CacheIntegrityError", "atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached",
+from .paper import CHAPTER_VAR
+
+__all__ = ["MISSING", "NEEDS_VAR", "CacheIntegrityError", "atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached",
            "check_writable", "clear", "index", "kinds", "load", "lookup", "store", "stray_files"]
 
 T = TypeVar("T")
@@ -38,6 +40,8 @@ TAG = "CACHEDIR.TAG"
 LOCK = ".lock"
 TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
             "# This file is a cache directory tag created by intriguing (python -m intriguing cache info).\n")
+NEEDS_VAR = "INTRIGUING_NEEDS"
+"""A file that :func:`lookup` appends every asked-for result to, with the chapter that asked."""
 STRAY = re.compile(r"^\..+\.\d+\.tmp$")
 """The names :func:`atomic_save` and :func:`atomic_write_text` write before renaming into place."""
 
@@ -169,8 +173,14 @@ MISSING = object()
 
 def lookup(kind: str, name: str, config: dict[str, Any]) -> Any:
     """The stored result for ``config``, or :data:`MISSING`. A damaged or unreadable stored file is
-    reported, named and treated as missing, never trusted."""
+    reported, named and treated as missing, never trusted. Where ``$INTRIGUING_NEEDS`` names a file
+    (during a build), the chapter being executed and the result it asked for are appended to it."""
     path = cache_path(kind, name, config)
+    needs = os.environ.get(NEEDS_VAR)
+    if needs:
+        line = {"chapter": os.environ.get(CHAPTER_VAR, ""), "kind": kind, "file": path.name}
+        with open(needs, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
     if path.exists():
         try:
             return load(path)

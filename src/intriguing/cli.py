@@ -4,6 +4,8 @@ cache, list the profiles.
     python -m intriguing build [--profile P] [CHAPTER ...]
     python -m intriguing cache info
     python -m intriguing cache clear [--kind K]   (only what the cache itself stored)
+    python -m intriguing cache bundle --profile P [--kind K ...] OUT
+    python -m intriguing cache pull [--from URL_OR_DIR] [--profile P] [CHAPTER ...]
     python -m intriguing profiles
 
 ``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
@@ -15,7 +17,10 @@ with the paper's value, ours, the tolerance and the verdict. A chapter whose exe
 outside its tolerance, say) does not stop the others: the book is rendered with the failing cell's
 error in place and a visible "not computed" mark wherever its prose names a number the chapter never
 glued, both records name the failed chapters (``chapters_failed``; a failed rendering too), and the
-command exits with status 1.
+command exits with status 1. The build also writes ``needs.json``: for each chapter, the cached
+results it asked for, which ``cache bundle`` records so that ``cache pull CHAPTER`` fetches exactly
+those (:mod:`intriguing.bundle`). With ``$INTRIGUING_PRECOMPUTED`` set to a bundle's URL or folder, the
+build first pulls what its chapters need from there.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cache, paper, timing
+from . import bundle, cache, paper, timing
 from .profiles import PROFILES, get_profile
 
 __all__ = ["BuildFailed", "build", "cache_info", "chapters", "main", "repository_url", "summary_markdown"]
@@ -141,8 +146,14 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     comparisons = root / BUILD / "results-events.jsonl"
     comparisons.unlink(missing_ok=True)
     os.environ[paper.RESULTS_VAR] = str(comparisons.resolve())
+    needs = root / BUILD / "needs-events.jsonl"
+    needs.unlink(missing_ok=True)
+    os.environ[bundle.NEEDS_VAR] = str(needs.resolve())
     os.environ["INTRIGUING_PROFILE"] = profile
     cold = not any(cache.cache_dir().rglob("*.pt"))
+    if os.environ.get(bundle.PRECOMPUTED_VAR):
+        pulled = pull(None, profile, selected)
+        print(f"=== pulled {len(pulled['fetched'])} precomputed result(s) from ${bundle.PRECOMPUTED_VAR}", flush=True)
     failed: dict[str, str] = {}
     for name in selected:
         print(f"=== executing {known[name]}.ipynb ({profile})", flush=True)
@@ -181,6 +192,11 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     record["chapters_executed"] = "all" if not kept else selected
     record["chapters_failed"] = failed
     results["chapters_failed"] = failed
+    asked = bundle.needs_by_chapter(needs)
+    previous_needs = root / BUILD / "html" / "needs.json"
+    if kept and previous_needs.exists():
+        asked = {c: f for c, f in json.loads(previous_needs.read_text(encoding="utf-8")).items() if c in kept} | asked
+    cache.atomic_write_text(json.dumps(asked, indent=1) + "\n", root / BUILD / "html" / "needs.json")
     text = json.dumps(record, indent=1) + "\n"
     cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
     cache.atomic_write_text(json.dumps(results, indent=1) + "\n", root / BUILD / "html" / "results.json")
@@ -268,6 +284,25 @@ def cache_info() -> list[dict[str, Any]]:
     return rows
 
 
+def make_bundle(profile_name: str | None, kinds: list[str], out: Path, needs: Path) -> dict[str, Any]:
+    """``cache bundle``: the profile's cached results of ``kinds`` as a bundle in ``out``, each with the
+    chapters that asked for it in the build whose ``needs.json`` is ``needs`` (if present)."""
+    profile = get_profile(profile_name).name
+    asked = json.loads(needs.read_text(encoding="utf-8")) if needs.exists() else None
+    return bundle.make_bundle(out, profile, kinds or bundle.DEFAULT_KINDS, asked,
+                              belongs=lambda config: profile in _profiles_of(config))
+
+
+def pull(source: str | None, profile_name: str | None, chapter_names: list[str]) -> dict[str, list[str]]:
+    """``cache pull``: fetch what the named chapters (default: all) need from a bundle; see
+    :func:`intriguing.bundle.pull`."""
+    from .artifacts import asked_for
+
+    profile = get_profile(profile_name)
+    return bundle.pull(source, profile.name, chapter_names,
+                       asked_for=lambda kind, name, config: asked_for(kind, name, config, profile))
+
+
 def _profiles_of(config: dict[str, Any]) -> list[str]:
     subset = config.get("train_subset", "missing")
     return [name for name, p in PROFILES.items() if p.train_subset == subset] or ["unknown"]
@@ -287,6 +322,21 @@ def main(argv: list[str] | None = None) -> int:
     what.add_parser("info", help="each kind of cached result: files, size, profiles")
     clear = what.add_parser("clear", help="delete cached results")
     clear.add_argument("--kind", default=None, help="only this kind (a folder of the cache, e.g. attacks)")
+    pack = what.add_parser("bundle", help="write cached results as a bundle others can pull",
+                           description="Write a profile's cached results as a bundle (safetensors files, bundle.json, "
+                                       "pooch's registry.txt) that `cache pull` fetches from a URL or folder.")
+    pack.add_argument("--profile", default=None, help="whose results (default: $INTRIGUING_PROFILE or full)")
+    pack.add_argument("--kind", action="append", default=[], help="a kind to bundle (repeatable; default: networks)")
+    pack.add_argument("--needs", type=Path, default=BUILD / "html" / "needs.json",
+                      help="the build's needs.json, recording which chapter asked for what (default: %(default)s)")
+    pack.add_argument("out", type=Path, metavar="OUT", help="the bundle's folder")
+    fetch = what.add_parser("pull", help="fetch precomputed results that chapters need (opt-in)",
+                            description="Fetch, sha256-checked, the results the named chapters need and the cache "
+                                        "lacks, from a bundle made by `cache bundle`. Nothing is downloaded otherwise.")
+    fetch.add_argument("--from", dest="source", default=None,
+                       help=f"the bundle's URL or folder (default: ${bundle.PRECOMPUTED_VAR})")
+    fetch.add_argument("--profile", default=None, help="whose results (default: $INTRIGUING_PROFILE or full)")
+    fetch.add_argument("chapters", nargs="*", metavar="CHAPTER", help="only what these chapters need (default: all)")
     commands.add_parser("profiles", help="each profile's sizes and its measured build time",
                         description="Each profile's sizes, and the measured time of its last recorded cold build.")
     args = parser.parse_args(argv)
@@ -306,6 +356,14 @@ def main(argv: list[str] | None = None) -> int:
             if stray:
                 print(f"  {len(stray)} temporary file(s) left by killed writes ({_size(sum(f.stat().st_size for f in stray))}); "
                       "`cache clear` removes them")
+        elif args.command == "cache" and args.action == "bundle":
+            manifest = make_bundle(args.profile, args.kind, args.out, args.needs)
+            print(f"bundled {len(manifest['entries'])} result(s), {_size(manifest['bytes'])}, into {args.out}")
+        elif args.command == "cache" and args.action == "pull":
+            found = pull(args.source, args.profile, args.chapters)
+            print(f"fetched {len(found['fetched'])}, already cached {len(found['present'])}")
+            for path in found["not asked for"]:
+                print(f"  not asked for by this code (another version's key): {path}")
         elif args.command == "cache":
             removed = cache.clear(args.kind)
             print(f"removed {removed} file(s) from {cache.cache_dir()}")
