@@ -2,7 +2,7 @@
 set) and a stand-in ``google.colab`` module imported at the kernel's start, as on Colab. One chapter,
 copied into an empty folder, is executed there with papermill, its Colab cell included: the cell
 installs the library at the commit the build names (``git+file://`` of this repository at HEAD
-instead of GitHub), the data-only packages from the hash-pinned requirements file, and pulls from a
+(localhost) instead of GitHub), the data-only packages from the hash-pinned requirements file, and pulls from a
 bundle (an empty one here). Nothing of the repository is on the path: the chapter must run from the
 installed package alone."""
 
@@ -60,7 +60,7 @@ def test_a_chapters_colab_cell_installs_the_pinned_commit_and_the_chapter_runs(t
     env.update(INTRIGUING_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg", PATH=f"{venv / 'bin'}:{env['PATH']}",
                PYTHONPATH=str(fake), IPYTHONDIR=str(tmp_path / "ipython"), PIP_DISABLE_PIP_VERSION_CHECK="1")
     sh(python, "-m", "ipykernel", "install", "--prefix", venv, "--name", "python3")
-    colab = {"package": f"intriguing @ git+file://{ROOT}@{commit}", "data": str(ROOT / "requirements-data.txt"),
+    colab = {"package": f"intriguing @ git+file://localhost{ROOT}@{commit}", "data": str(ROOT / "requirements-data.txt"),
              "pull": f"--from {empty} --profile smoke {CHAPTER}"}
     sh(python, "-m", "papermill", f"{CHAPTER}.ipynb", "executed.ipynb", "-p", "profile", "smoke",
        "-y", json.dumps({"colab": colab}), "-k", "python3", cwd=folder, env=env)

@@ -34,3 +34,12 @@ def test_the_workflows_run_the_readmes_commands():
     assert 'bash scripts/build_book.sh "$PROFILE"' in book
     assert '["self-hosted", "gpu"]' in book and "~/.cache/intriguing" in book
     assert "_build/html/timings.json" in book and "publish_branch: gh-pages" in book
+
+
+def test_the_release_the_book_publishes_is_the_one_colab_pulls_from():
+    book = (ROOT / ".github/workflows/book.yml").read_text(encoding="utf-8")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    pattern = config["repository"]["precomputed"]
+    assert pattern == config["repository"]["url"] + "/releases/download/results-{commit}"
+    assert "tag_name: results-${{ github.sha }}" in book
+    assert "cache bundle --profile full _build/bundle" in book and "files: _build/bundle/*" in book
