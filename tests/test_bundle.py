@@ -116,3 +116,11 @@ def test_the_cli_bundles_and_pulls(published, capsys, tiny):
     assert "fetched 6" in capsys.readouterr().out
     assert cli.main(["cache", "bundle", "--profile", "tiny", str(out / "again")]) == 0
     assert "bundled 6 result(s)" in capsys.readouterr().out
+
+
+def test_a_bundle_that_records_no_chapters_gives_everything_to_any_chapter(built, tmp_path, tiny):
+    out = tmp_path / "bundle"
+    shutil.copytree(built[0], out)
+    manifest = json.loads((out / "bundle.json").read_text())
+    (out / "bundle.json").write_text(json.dumps({**manifest, "chapters_recorded": False}))
+    assert len(cli.pull(str(out), "tiny", ["units"])["fetched"]) == 6

@@ -147,7 +147,8 @@ def make_bundle(out: Path, profile: str, kinds: Iterable[str] = DEFAULT_KINDS,
             lines.append(f"{path} {digest}")
             entries.append({"path": path, "kind": kind, "file": entry["file"], "name": entry["name"],
                             "config": entry["config"], "chapters": sorted(chapters.get(f"{kind}/{entry['file']}", []))})
-    manifest = {"format": BUNDLE_FORMAT, "profile": profile, "bytes": size, "entries": entries}
+    manifest = {"format": BUNDLE_FORMAT, "profile": profile, "bytes": size, "chapters_recorded": needs is not None,
+                "entries": entries}
     cache.atomic_write_text("\n".join(lines) + "\n", out / "registry.txt")
     cache.atomic_write_text(json.dumps(manifest, indent=1, default=str) + "\n", out / "bundle.json")
     return manifest
@@ -177,7 +178,8 @@ def pull(source: str | None, profile: str, chapters: Iterable[str] = (), *,
     Args:
         source: the bundle's URL (http or https) or folder; None: ``$INTRIGUING_PRECOMPUTED``.
         profile: the profile whose results are wanted; the bundle must be of it.
-        chapters: only the results these chapters asked for.
+        chapters: only the results these chapters asked for (all, where the bundle records no
+            chapters: one made without its build's ``needs.json``).
         asked_for: whether the current code would ask for a result of (kind, name, config).
 
     Returns:
@@ -203,7 +205,8 @@ def pull(source: str | None, profile: str, chapters: Iterable[str] = (), *,
             raise BundleError(f"the bundle at {source} holds profile {manifest.get('profile')!r}, not {profile!r}")
         registry = dict(line.split() for line in
                         _fetch_index(source, "registry.txt", downloads).read_text(encoding="utf-8").splitlines() if line)
-        wanted = set(chapters)
+        # A bundle made without the build's needs.json cannot tell chapters apart: all of it is wanted.
+        wanted = set(chapters) if manifest.get("chapters_recorded", True) else set()
         found: dict[str, list[str]] = {"fetched": [], "present": [], "not asked for": []}
         for entry in manifest["entries"]:
             if wanted and not wanted & set(entry["chapters"]):
