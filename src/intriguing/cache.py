@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import torch
 from filelock import FileLock
 
+from .data import file_sha256
 from .paper import CHAPTER_VAR
 
 __all__ = ["MISSING", "NEEDS_VAR", "CacheIntegrityError", "atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached",
@@ -74,15 +75,6 @@ def cache_path(kind: str, name: str, config: dict[str, Any], suffix: str = ".pt"
     """Where the result of ``kind`` for ``name`` under ``config`` is stored."""
     slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return cache_dir() / kind / f"{slug}-{config_hash(config)}{suffix}"
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _root_of(path: Path) -> Path:
