@@ -92,7 +92,7 @@ def read_result(path: Path) -> Any:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as err:
         raise BundleError(f"{path} is not a readable result file ({err})") from err
     if metadata.get("format") != str(BUNDLE_FORMAT):
@@ -191,6 +191,9 @@ def pull(source: str | None, profile: str, chapters: Iterable[str] = (), *,
             or whose sha256 differs from the registry's (the download is deleted; nothing of it
             enters the cache).
     """
+    import pooch
+
+    pooch.get_logger().setLevel("WARNING")  # not a line per file: pull reports what it fetched
     source = source or os.environ.get(PRECOMPUTED_VAR)
     if not source:
         raise BundleError(f"no bundle to pull from: give --from URL_OR_FOLDER or set ${PRECOMPUTED_VAR}")
