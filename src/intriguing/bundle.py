@@ -30,6 +30,7 @@ from typing import Any
 from torch import Tensor
 
 from . import cache
+from .data import file_sha256
 
 __all__ = ["BUNDLE_FORMAT", "NEEDS_VAR", "PRECOMPUTED_VAR", "BundleError", "make_bundle", "needs_by_chapter", "pull",
            "read_result", "write_result"]
@@ -126,8 +127,6 @@ def make_bundle(out: Path, profile: str, kinds: Iterable[str] = DEFAULT_KINDS,
     Returns:
         The bundle's ``bundle.json`` content; its ``bytes`` is the bundle's size.
     """
-    import pooch
-
     chapters: dict[str, list[str]] = {}
     for chapter, files in (needs or {}).items():
         for file in files:
@@ -142,7 +141,7 @@ def make_bundle(out: Path, profile: str, kinds: Iterable[str] = DEFAULT_KINDS,
             stored = cache.cache_dir() / kind / entry["file"]
             path = f"{kind}--{Path(entry['file']).stem}.safetensors"  # flat: a release's assets have no folders
             write_result(cache.load(stored), out / path)
-            digest = pooch.file_hash(str(out / path))
+            digest = file_sha256(out / path)
             size += (out / path).stat().st_size
             lines.append(f"{path} {digest}")
             entries.append({"path": path, "kind": kind, "file": entry["file"], "name": entry["name"],
@@ -249,7 +248,7 @@ def _fetch_file(source: str, path: str, sha256: str, into: Path) -> Path:
         raise BundleError(f"the bundle at {source} has no {path}")
     local = into / path
     shutil.copyfile(origin, local)
-    if pooch.file_hash(str(local)) != sha256:
+    if file_sha256(local) != sha256:
         local.unlink()
         raise BundleError(f"{path} in {source} is damaged: its sha256 differs from the registry's")
     return local

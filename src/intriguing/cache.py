@@ -79,12 +79,12 @@ def cache_path(kind: str, name: str, config: dict[str, Any], suffix: str = ".pt"
 
 def _root_of(path: Path) -> Path:
     """The cache root that holds ``path`` (its kind folder's parent), or the folder itself outside it."""
+    root = cache_dir()
     try:
-        root = cache_dir()
         path.resolve().relative_to(root.resolve())
-        return root
-    except ValueError:
+    except ValueError:  # not inside the root
         return path.parent
+    return root
 
 
 @contextmanager
