@@ -99,6 +99,17 @@ class AdversarialTrainingSettings:
         equally between the pooled layers, rounded (0 without pools)."""
         return round(self.mix * self.batch_size / len(self.pool_layers)) if self.pool_layers else 0
 
+    def describe(self) -> str:
+        """A few short lines: the schedule, the pools, dropout, then the pools' search."""
+        pools = (f"pools at layers {', '.join(map(str, self.pool_layers))} (0: the input), {self.pool_size:,} "
+                 f"examples each from epoch {self.pool_start}\n{self.refresh_share:.0%} of each replaced every "
+                 f"{self.refresh_every} minibatches, {self.mix:g} pooled per clean example"
+                 if self.pool_layers else "no pools")
+        return (f"{self.epochs} epochs of minibatches of {self.batch_size}, Adam at lr {self.lr:g} "
+                f"(halved at 50 % and 75 %)\n{pools}\n"
+                f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers\n"
+                f"the pools' search: {self.search.describe()}")
+
     def key(self) -> dict[str, object]:
         """Every setting, as a cache key."""
         fields = asdict(self)

@@ -13,7 +13,9 @@ the named chapters (default: all) with papermill into ``_build/src``, keeps the 
 executed copies from an earlier build of the same profile, renders ``_build/html`` with Jupyter
 Book, and writes beside it the build's timing record (:mod:`intriguing.timing`) and
 ``results.json``: every number a chapter compared with the paper (:func:`intriguing.paper.compare_with_paper`),
-with the paper's value, ours, the tolerance and the verdict. A chapter whose execution fails (a check
+with the paper's value, ours, the tolerance and the verdict, and under ``claims`` every claim of
+:data:`intriguing.paper.CLAIMS` with the verdict its chapter decided (:func:`intriguing.paper.decide`);
+the intro shows both, the claims first. A chapter whose execution fails (a check
 outside its tolerance, say) does not stop the others: the book is rendered with the failing cell's
 error in place and a visible "not computed" mark wherever its prose names a number the chapter never
 glued, both records name the failed chapters (``chapters_failed``; a failed rendering too), and the
@@ -39,8 +41,8 @@ from typing import Any
 from . import bundle, cache, paper, timing
 from .profiles import PROFILES, get_profile
 
-__all__ = ["BuildFailed", "build", "cache_info", "chapters", "colab_parameters", "main", "make_bundle", "pull",
-           "repository_url", "summary_markdown"]
+__all__ = ["NOT_DECIDED", "BuildFailed", "build", "cache_info", "chapters", "claim_label", "claims_markdown",
+           "colab_parameters", "main", "make_bundle", "pull", "repository_url", "summary_markdown"]
 
 BUILD = Path("_build")
 
@@ -207,6 +209,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
 
     results = _results(root / BUILD / "html" / "results.json", comparisons, profile, kept)
     cache.atomic_write_text(summary_markdown(results), src / "book" / "results_summary.md")
+    cache.atomic_write_text(claims_markdown(results), src / "book" / "claims_ledger.md")
 
     jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     rendered = subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror",
@@ -261,15 +264,66 @@ def _mark_not_computed(path: Path) -> None:
 def _results(previous: Path, comparisons: Path, profile: str, kept: list[str]) -> dict[str, Any]:
     """results.json: every number a chapter compared with the paper, with the paper's value, ours, the
     tolerance and the verdict; the kept chapters' rows come from the previous build's file."""
-    rows = [json.loads(line) for line in comparisons.read_text(encoding="utf-8").splitlines()] \
+    records = [json.loads(line) for line in comparisons.read_text(encoding="utf-8").splitlines()] \
         if comparisons.exists() else []
+    rows = [r for r in records if r.get("record") != "claim"]
+    decided = {r["claim"]: r for r in records if r.get("record") == "claim"}
     if kept and previous.exists():
-        rows = [r for r in json.loads(previous.read_text(encoding="utf-8"))["comparisons"]
-                if r["chapter"] in kept] + rows
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        rows = [r for r in earlier["comparisons"] if r["chapter"] in kept] + rows
+        decided = {c["key"]: c for c in earlier.get("claims", []) if c["chapter"] in kept and "cases" in c} | decided
     verdicts: dict[str, int] = {}
     for row in rows:
         verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
-    return {"profile": profile, "verdicts": verdicts, "comparisons": rows}
+    return {"profile": profile, "verdicts": verdicts, "claims": _claims(decided), "comparisons": rows}
+
+
+NOT_DECIDED = "not decided"
+"""The verdict of a testable claim whose chapter did not decide it (the chapter failed before it could)."""
+
+
+def _claims(decided: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every claim of :data:`intriguing.paper.CLAIMS`, in its order, with the verdict a chapter recorded,
+    ``"not testable here"`` and the reason, or :data:`NOT_DECIDED`."""
+    claims = []
+    for claim in paper.CLAIMS:
+        row = {"key": claim.key, "section": claim.section, "claim": claim.claim, "chapter": claim.chapter,
+               "rule": claim.rule}
+        if claim.not_testable:
+            row |= {"verdict": "not testable here", "measurement": claim.not_testable}
+        elif claim.key in decided:
+            found = decided[claim.key]
+            row |= {"verdict": found["verdict"], "cases": found["cases"], "measurement": found["measurement"],
+                    "failing cases": found.get("failing cases", []), "unresolved cases": found.get("unresolved cases", [])}
+        else:
+            row |= {"verdict": NOT_DECIDED, "measurement": f"the {claim.chapter} chapter recorded no verdict"}
+        claims.append(row)
+    return claims
+
+
+def claims_markdown(results: dict[str, Any]) -> str:
+    """The intro's claims ledger from results.json: one line per claim of the paper, linked to the chapter
+    section that decides it, with its verdict and measurement, after a count of the verdicts."""
+    claims = results["claims"]
+    counts: dict[str, int] = {}
+    for row in claims:
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    said = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    lines = [f"Profile `{results['profile']}`: {len(claims)} claims of the paper ({said}). Each verdict follows "
+             "from the claim's rule (in `intriguing.paper.CLAIMS`, and in this build's `results.json`) applied "
+             "to the measurement beside it.", "",
+             "| claim | paper | verdict | measurement |", "|---|---|---|---|"]
+    for row in claims:
+        chapter = row["chapter"]
+        link = (f"[{row['claim']}]({chapter})" if row["verdict"] == "not testable here"
+                else f"{{ref}}`{row['claim']} <{claim_label(chapter)}>`")
+        lines.append(f"| {link} | {row['section']} | **{row['verdict']}** | {row['measurement']} |")
+    return "\n".join(lines) + "\n"
+
+
+def claim_label(chapter: str) -> str:
+    """The MyST label of a chapter's section that decides its claims (``(claims-cross-model)=``)."""
+    return "claims-" + chapter.replace("_", "-")
 
 
 def summary_markdown(results: dict[str, Any]) -> str:

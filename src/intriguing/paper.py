@@ -6,6 +6,10 @@ own table in the same layout and calls :func:`compare_with_paper`, which returns
 side and raises :class:`PaperMismatch` when a number drifts outside the stated tolerance.
 The deviations we know of are data too (:data:`DEVIATIONS`): which cell, in which profile, why,
 and where the book shows the measurement; :func:`compare_with_paper` reads them.
+
+The paper's claims are data as well (:data:`CLAIMS`): each paraphrased, with the chapter and the
+measurement that test it and the rule that turns the measurement into a verdict. A chapter decides
+its claims with :func:`decide`, which records the verdict for the build's ``results.json``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-__all__ = ["ADVERSARIAL_TRAINING", "CHAPTER_VAR", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "SPREAD_SDS", "TABLES",
-           "Deviation",
-           "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4", "TABLE5", "Tolerance", "compare_with_paper",
-           "deviation_table", "expected_deviations"]
+__all__ = ["ADVERSARIAL_TRAINING", "CHAPTER_VAR", "CLAIMS", "DEVIATIONS", "FIGURES", "RESULTS_VAR", "SPREAD_SDS",
+           "TABLES", "VERDICTS", "Claim", "Deviation", "PaperMismatch", "TABLE1", "TABLE2", "TABLE3", "TABLE4", "TABLE5",
+           "Tolerance", "claim", "claims_table", "compare_with_paper", "decide", "deviation_table", "expected_deviations",
+           "ordering_case", "verdict_of"]
 
 _MNIST_MODELS = ["softmax1", "softmax2", "softmax3", "N100-100-10", "N200-200-10", "AE400-10"]
 
@@ -330,3 +334,244 @@ def compare_with_paper(
         raise PaperMismatch(f"outside the tolerance ({kinds}) of the paper's {table}:\n  " + "\n  ".join(problems)
                             + f"\n\n{side.to_string()}")
     return side
+
+
+# --- The paper's claims, each decided by a chapter -------------------------------------------------------
+
+VERDICTS = ("holds", "fails", "mixed", "not resolved", "not testable here")
+"""What a claim's verdict can be. ``mixed``: it holds on some of the cases its rule looks at and fails
+on others; ``not resolved``: the measurement cannot tell at the rule's level (one seed, say)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper that an experiment can test, in our words (never the paper's).
+
+    Attributes:
+        key: a short name, unique in :data:`CLAIMS`.
+        section: where the paper makes it (section, table or figure).
+        claim: the claim, paraphrased.
+        chapter: the chapter (a key of ``intriguing.cli.chapters``) whose module decides it; for a claim
+            not testable here, the chapter that says why.
+        measurement: what the chapter measures to decide it.
+        rule: how that measurement decides the verdict: the statistic, and its level or margin.
+        not_testable: empty when the book tests the claim; else why it cannot be tested here.
+    """
+
+    key: str
+    section: str
+    claim: str
+    chapter: str
+    measurement: str
+    rule: str
+    not_testable: str = ""
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("units-not-special", "§3, Figures 1-2",
+          "On MNIST, the images that most excite a single unit of a hidden layer are no more alike than those "
+          "that most excite a random direction of it.",
+          "units",
+          "Label purity of the top 10 test images per direction, 128-400 units against as many random directions "
+          "of each network's last hidden layer (Conv, N100-100-10, AE400-10, every replicate), Mann-Whitney U.",
+          "Per network and replicate, a case holds unless the units are more label-pure than the random "
+          "directions at α = 0.01; holds if every case holds, fails if none does, mixed otherwise."),
+    Claim("units-not-special-imagenet", "§3, Figures 3-4",
+          "On AlexNet and the ImageNet validation set, random directions of the last hidden layer pick out "
+          "images as semantically alike as single units do.",
+          "units", "", "",
+          not_testable="AlexNet's weights and the ImageNet validation set cannot be had offline, and the paper "
+          "judges these figures by eye. The units chapter runs the same pipeline on EfficientNet-Lite0 with the "
+          "20 labelled images that ship with foolbox (or a folder named by $INTRIGUING_IMAGENET_DIR), too few "
+          "images for a measurement."),
+    Claim("adversarial-near-every-image", "§4.2 (property 1), Table 1",
+          "Every MNIST network studied, the linear ones with strong weight decay included, has an adversarial "
+          "example very close to every image.",
+          "blind_spots",
+          "The search's success and mean minimum distortion on the attacked training images of the six "
+          "Table 1 networks (random wrong targets), replicates' means.",
+          "Per network, a case holds if every attacked image reached its target and the mean distortion is no "
+          "more than the paper's times (1 + the profile's relative distortion tolerance); holds if every "
+          "network does, fails if none does, mixed otherwise."),
+    Claim("adversarial-near-every-image-imagenet", "§4.2 (property 1), Figure 5",
+          "An ImageNet network has adversarial examples that look like the original images, at an average "
+          "distortion of about 0.0065.",
+          "spectral",
+          "D(x, l) on EfficientNet-Lite0 (the offline substitute for AlexNet) for the 20 ImageNet images that "
+          "ship with foolbox, random wrong targets among the 1,000 classes.",
+          "The cases: each image reaching its target, and the mean distortion being at most the paper's "
+          "0.0065. Holds if every case holds, fails if none does, mixed otherwise."),
+    Claim("adversarial-near-every-image-quocnet", "§4.2 (property 1), Figure 6",
+          "QuocNet, an unsupervised network trained on 10 M YouTube frames, has adversarial examples too.",
+          "blind_spots", "", "",
+          not_testable="QuocNet and its data were never published."),
+    Claim("cross-model-transfer", "§4.2 (property 2), Table 2",
+          "Adversarial examples made for one MNIST network fool networks trained with other hyperparameters "
+          "(layers, weight decay, initial weights) far more than noise does.",
+          "cross_model",
+          "Table 2: each adversarial training set's error on each other network, minus the error of the "
+          "weakest Gaussian noise of at least its average distortion (the margin, pp).",
+          "Per off-diagonal cell, a case holds if its margin is positive; holds if every case does, fails if "
+          "none does, mixed otherwise."),
+    Claim("autoencoder-most-resilient", "§4.2, Table 2",
+          "Of the six networks, the autoencoder-based one is the most resilient to the others' adversarial "
+          "examples, though not immune.",
+          "cross_model",
+          "Table 2: each network's mean error on the five other networks' adversarial sets, and its margins "
+          "over noise on them.",
+          "Two cases: AE400-10's mean error on the others' sets is the lowest of the six networks; and its "
+          "margin over noise is positive on every other set (not immune). Holds if both, fails if neither, "
+          "mixed otherwise."),
+    Claim("cross-training-set-transfer", "§4.2 (property 3), Table 4",
+          "Adversarial examples made for a network fool networks trained on a disjoint half of the training "
+          "set more than noise does.",
+          "cross_training_set",
+          "Table 4, sets as found: the error of M1's and M1''s sets on M2, and of M2's on M1 and M1', minus the "
+          "error of the weakest Gaussian noise of at least their average distortion, every replicate.",
+          "Per cell and replicate, a case holds if its margin is positive; holds if every case does, fails if "
+          "none does, mixed otherwise."),
+    Claim("disjoint-set-weaker", "§4.2, Tables 3-4",
+          "Adversarial examples transfer less well to a network trained on a disjoint training set than to one "
+          "trained on the same set.",
+          "cross_training_set",
+          "Table 4: for the sets made for M1 and M1', the error on the other P1 network minus the error on M2 "
+          "(the gap, pp), as found and amplified, every replicate.",
+          "Per set, reading and replicate, a case holds if the gap is positive; holds if every case does, "
+          "fails if none does, mixed otherwise."),
+    Claim("amplified-transfer", "§4.2, Table 4",
+          "Magnified to an average distortion of 0.1, adversarial examples fool networks trained on either "
+          "half far more often, while Gaussian noise of that size barely does.",
+          "cross_training_set",
+          "Table 4: amplified minus as-found error on each other network (the gain, pp), and the amplified "
+          "sets' margins over Gaussian noise of stddev 0.1, every replicate.",
+          "Per off-diagonal cell and replicate, a case holds if both the gain and the margin are positive; "
+          "holds if every case does, fails if none does, mixed otherwise."),
+    Claim("noise-far-weaker", "§4.2, Figure 7",
+          "Gaussian noise far larger than an adversarial perturbation (stddev 1) leaves about half of the "
+          "images classified correctly, where the adversarial examples leave none.",
+          "blind_spots",
+          "Accuracy of the Figure 7 networks (softmax1, N200-200-10) on the attacked training images with "
+          "unclipped noise of stddev 1 (the caption's reading), against the search's success on them.",
+          "Per Figure 7 network, a case holds if every attacked image reached its target and the accuracy "
+          "under noise is within the profile's transfer tolerance (pp) of the caption's 51 %; holds if both "
+          "cases do, fails if neither, mixed otherwise."),
+    Claim("adversarial-training-improves", "§4.2",
+          "A 100-100-10 network trained with pools of adversarial examples at every layer reaches a lower test "
+          "error (below 1.2 %) than weight decay alone (1.6 %) or dropout (about 1.3 %).",
+          "adversarial_training",
+          "Test error over seeds of the pools at every layer, weight decay and dropout variants; the "
+          "difference of means against its standard error (z).",
+          "Two orderings (pools < weight decay, pools < dropout), each a case that holds at z ≤ −2, fails at "
+          "z ≥ 2 and is not resolved otherwise (or with one seed); holds if both hold, fails if both fail, "
+          "not resolved if neither is resolved, mixed otherwise."),
+    Claim("dropout-beats-weight-decay", "§4.2",
+          "Carefully applied dropout lowers the test error of the 100-100-10 network below that of weight "
+          "decay alone.",
+          "adversarial_training",
+          "Test error over seeds of the dropout and weight decay variants; the difference of means against its "
+          "standard error (z).",
+          "One ordering (dropout < weight decay): holds at z ≤ −2, fails at z ≥ 2, not resolved otherwise "
+          "(or with one seed)."),
+    Claim("higher-layers-more-useful", "§4.2",
+          "Adversarial examples made at the higher layers help training more than those made at the input.",
+          "adversarial_training",
+          "Test error over seeds of the pool at hidden layer 2 and at hidden layer 1, each against the pool at "
+          "the input; the difference of means against its standard error (z).",
+          "Two orderings (hidden 2 < input, hidden 1 < input), each a case that holds at z ≤ −2, fails at "
+          "z ≥ 2 and is not resolved otherwise; combined as for adversarial-training-improves. Lower error is "
+          "read as more useful, whether or not the pools beat weight decay."),
+    Claim("first-layer-unstable", "§4.3, Table 5",
+          "A network can already be unstable at its first layer: that layer's operator norm lets it magnify a "
+          "small perturbation.",
+          "spectral",
+          "The upper frame bound (largest singular value, by the Fourier formula for convolutions) of the first "
+          "layer of EfficientNet-Lite0 and of each MNIST network of the book; AlexNet's own where its weights "
+          "are present.",
+          "Per network, a case holds if its first layer's upper bound exceeds 1; holds if every network's does, "
+          "fails if none does, mixed otherwise."),
+    Claim("table5-alexnet", "§4.3, Table 5",
+          "AlexNet's eight layers have the lower and upper frame bounds of Table 5.",
+          "spectral", "", "",
+          not_testable="AlexNet's weights cannot be had offline. The spectral chapter computes Table 5 for "
+          "torchvision's AlexNet where its weights are present, and checks the formula behind it everywhere."),
+    Claim("instability-from-architecture", "§4.3",
+          "Which perturbations are unstable depends on the architecture, not on the particular trained weights.",
+          "spectral", "", "",
+          not_testable="the paper states it as a reading of its results, with no experiment of its own that "
+          "separates architecture from weights, and the book has none either."),
+)
+"""Every claim of the paper the book decides, and those it cannot test, by section."""
+
+
+def claim(key: str) -> Claim:
+    """The :class:`Claim` of :data:`CLAIMS` named ``key``."""
+    for found in CLAIMS:
+        if found.key == key:
+            return found
+    raise KeyError(f"unknown claim {key!r}; choose one of {[c.key for c in CLAIMS]}")
+
+
+def verdict_of(cases: Mapping[str, bool | None]) -> str:
+    """The verdict of a claim from its cases, each True (holds), False (fails) or None (not resolved).
+
+    Returns:
+        ``"holds"`` if every case holds, ``"fails"`` if every case fails, ``"not resolved"`` if no
+        case is resolved (or there is none), ``"mixed"`` otherwise.
+    """
+    outcomes = list(cases.values())
+    if not outcomes or all(o is None for o in outcomes):
+        return "not resolved"
+    if all(o is True for o in outcomes):
+        return "holds"
+    if all(o is False for o in outcomes):
+        return "fails"
+    return "mixed"
+
+
+def ordering_case(verdict: str) -> bool | None:
+    """An ordering's verdict (``"holds"``, ``"reversed"``, ``"not resolved"``) as a case of :func:`verdict_of`."""
+    cases = {"holds": True, "reversed": False, "not resolved": None}
+    if verdict not in cases:
+        raise ValueError(f"unknown ordering verdict {verdict!r}; choose one of {sorted(cases)}")
+    return cases[verdict]
+
+
+def decide(key: str, cases: Mapping[str, bool | None], measurement: str) -> dict[str, str]:
+    """Decide one claim of :data:`CLAIMS` from its cases, record the verdict for the build
+    (``results.json``'s ``claims``), and return it as a row of the chapter's claims table.
+
+    Args:
+        key: the claim.
+        cases: each case the claim's rule looks at (a network, a cell, an ordering), True if it holds,
+            False if it fails, None if the measurement cannot tell.
+        measurement: what was measured, in one line with its numbers.
+
+    Returns:
+        ``claim``, ``section``, ``verdict``, ``cases`` (how many held / failed / were not resolved) and
+        ``measurement``.
+    """
+    found = claim(key)
+    if found.not_testable:
+        raise ValueError(f"claim {key!r} is not testable here: {found.not_testable}")
+    verdict = verdict_of(cases)
+    held = sum(o is True for o in cases.values())
+    failed = sum(o is False for o in cases.values())
+    unresolved = sum(o is None for o in cases.values())
+    counted = f"{held} held, {failed} failed" + (f", {unresolved} not resolved" if unresolved else "")
+    row = {"claim": key, "section": found.section, "verdict": verdict, "cases": counted, "measurement": measurement}
+    path = os.environ.get(RESULTS_VAR)
+    if path:
+        record = {"record": "claim", "chapter": os.environ.get(CHAPTER_VAR, ""), **row,
+                  "failing cases": [name for name, o in cases.items() if o is False],
+                  "unresolved cases": [name for name, o in cases.items() if o is None]}
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+    return row
+
+
+def claims_table(rows: list[dict[str, str]]) -> pd.DataFrame:
+    """A chapter's decided claims (rows of :func:`decide`) as a table indexed by claim, with the claim in
+    words, for the notebook to show."""
+    table = pd.DataFrame(rows).set_index("claim")
+    table.insert(1, "the claim", [claim(key).claim for key in table.index])
+    return table

@@ -22,8 +22,9 @@ from ..models import FC_DECAY, SigmoidMLP
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 
-__all__ = ["DROPOUT_TRIED", "EXPECTED_ORDERINGS", "ORDERINGS", "VARIANTS", "check_orderings", "choose",
-           "compare_paper", "error_curves", "orderings", "pool_search_cost", "results", "summary", "tuning"]
+__all__ = ["CLAIMS", "DROPOUT_TRIED", "EXPECTED_ORDERINGS", "ORDERINGS", "VARIANTS", "check_orderings", "choose",
+           "compare_paper", "decide_claims", "error_curves", "orderings", "pool_search_cost", "pooled_settings",
+           "results", "summary", "tuning"]
 
 FORMAT = 1  # bump to retrain every variant after a change to how they are trained
 HIDDEN = (100, 100)
@@ -49,6 +50,15 @@ ORDERINGS = [
     ("pool at hidden layer 1", "pool at the input"),
 ]
 """The paper's orderings, each as (should be lower, should be higher) in test error."""
+CLAIM_ORDERINGS = {
+    "adversarial-training-improves": [("pools at every layer", "weight decay"), ("pools at every layer", "dropout")],
+    "dropout-beats-weight-decay": [("dropout", "weight decay")],
+    "higher-layers-more-useful": [("pool at hidden layer 2", "pool at the input"),
+                                  ("pool at hidden layer 1", "pool at the input")],
+}
+"""Each claim of :data:`CLAIMS` and the orderings that decide it."""
+CLAIMS = tuple(CLAIM_ORDERINGS)
+"""The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
 EXPECTED_ORDERINGS: dict[tuple[str, str], str] = {
     ("pools at every layer", "dropout"): "reversed",
     ("dropout", "weight decay"): "not resolved",
@@ -132,6 +142,12 @@ def choose(tuned: pd.DataFrame) -> dict[str, dict[str, float]]:
                         "dropout_hidden": float(best_dropout["hidden dropout"])}}
 
 
+def pooled_settings(profile: Profile | str | None = None) -> AdversarialTrainingSettings:
+    """The profile's settings of the variant with pools at every layer, before :func:`tuning` chooses
+    the learning rate."""
+    return replace(get_profile(profile).adversarial_training, pool_layers=VARIANTS["pools at every layer"])
+
+
 def _settings(variant: str, profile: Profile, tuned: pd.DataFrame) -> AdversarialTrainingSettings:
     chosen = choose(tuned)["dropout" if variant == "dropout" else "weight decay"]
     return replace(profile.adversarial_training, pool_layers=VARIANTS[variant], lr=chosen["lr"],
@@ -193,8 +209,9 @@ def orderings(found: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Per ordering: the difference of means (lower − higher, pp), its standard error
-        √(sd²/n + sd²/n), their ratio z, and the verdict: ``"holds"`` (difference < 0 and z ≤ −2),
-        ``"reversed"`` (z ≥ 2) or ``"not resolved"`` (|z| < 2, or a single seed).
+        √(sd²/n + sd²/n), their ratio z, the test in words (``"z = −3.1"``, or ``"one seed: no test"``),
+        and the verdict: ``"holds"`` (difference < 0 and z ≤ −2), ``"reversed"`` (z ≥ 2) or
+        ``"not resolved"`` (|z| < 2, or a single seed).
     """
     stats = found.groupby(level="variant")["test error"].agg(["mean", "std", "count"])
     rows = []
@@ -204,8 +221,10 @@ def orderings(found: pd.DataFrame) -> pd.DataFrame:
         se = float(np.sqrt(a["std"] ** 2 / a["count"] + b["std"] ** 2 / b["count"]))
         z = diff / se if se > 0 else float("nan")
         verdict = "not resolved" if not np.isfinite(z) or abs(z) < 2 else ("holds" if z < 0 else "reversed")
+        test = f"z = {z:.1f}" if np.isfinite(z) else \
+            "one seed: no test" if min(a["count"], b["count"]) < 2 else "no spread: no test"
         rows.append({"ordering": f"{lower} < {higher}", "difference (pp)": diff, "standard error (pp)": se,
-                     "z": z, "verdict": verdict})
+                     "z": z, "test": test, "verdict": verdict})
     return pd.DataFrame(rows).set_index("ordering")
 
 
@@ -242,3 +261,28 @@ def error_curves(found: pd.DataFrame) -> Figure:
     curves = {variant: np.mean(np.array(list(group["curve"])), axis=0)
               for variant, group in found.groupby(level="variant", sort=False)}
     return plots.curves(curves, xlabel="epoch", ylabel="test error (%)")
+
+
+def decide_claims(found: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`orderings` and :func:`summary` (for the means and the seeds).
+
+    Returns:
+        The claims table of :func:`intriguing.paper.claims_table`.
+    """
+    rows = []
+    for key, pairs in CLAIM_ORDERINGS.items():
+        cases = {f"{lower} < {higher}": paper.ordering_case(found.loc[f"{lower} < {higher}", "verdict"])
+                 for lower, higher in pairs}
+        said = "; ".join(f"{lower} {table.loc[lower, 'test error']:.2f} % vs {higher} "
+                         f"{table.loc[higher, 'test error']:.2f} % ({found.loc[f'{lower} < {higher}', 'test']}, "
+                         f"{found.loc[f'{lower} < {higher}', 'verdict']})" for lower, higher in pairs)
+        seeds = int(table["seeds"].min())
+        measurement = f"{said}; {seeds} seed{'s' if seeds != 1 else ''} per variant"
+        if key == "higher-layers-more-useful":
+            baseline = table.loc["weight decay", "test error"]
+            worse = [lower for lower, _ in pairs if table.loc[lower, "test error"] > baseline]
+            if worse:
+                measurement += (f"; {' and '.join(worse)} above weight decay's {baseline:.2f} %, so 'more useful' "
+                                "here means 'hurts less'")
+        rows.append(paper.decide(key, cases, measurement))
+    return paper.claims_table(rows)

@@ -21,9 +21,10 @@ from ..profiles import Profile, get_profile
 from ..spread import beside_paper, replicate_means
 from ..transfer import gaussian_noise
 
-__all__ = ["FIGURE7_NETWORKS", "PEER_NETWORK", "SHARPENED_LOGIT_SCALE", "beside_paper", "check_exact", "check_noise_readings",
-           "check_peers", "check_success", "compare_table1", "exact_comparison", "figure7", "noise_accuracy",
-           "noise_figure", "peer_table", "replicate_means", "table1_distortion", "table1_distortion_samples"]
+__all__ = ["CLAIMS", "FIGURE7_NETWORKS", "PEER_NETWORK", "SHARPENED_LOGIT_SCALE", "beside_paper", "check_exact",
+           "check_noise_readings", "check_peers", "check_success", "compare_table1", "decide_claims",
+           "exact_comparison", "figure7", "noise_accuracy", "noise_figure", "peer_table", "replicate_means",
+           "table1_distortion", "table1_distortion_samples"]
 
 TABLE1_NETWORKS = list(paper.TABLE1.index)
 FIGURE7_NETWORKS = ["softmax1", "N200-200-10"]
@@ -31,6 +32,8 @@ PEER_NETWORK = "N100-100-10"
 SHARPENED_LOGIT_SCALE = 10.0
 """The logit scale of the sharpened objective that measures the solver against the exact optimum."""
 FIGURE7_NOISE = paper.FIGURES["figure7c_noise_stddev"]
+CLAIMS = ("adversarial-near-every-image", "noise-far-weaker")
+"""The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
 
 
 def table1_distortion(profile: Profile | str | None = None) -> pd.DataFrame:
@@ -200,3 +203,31 @@ def check_peers(peers: pd.DataFrame) -> None:
     """On the scipy reference's examples, ours is within 1 % of its distortion."""
     scipy_row = peers.loc[SCIPY]
     assert scipy_row["ours on the same"] <= 1.01 * scipy_row["distortion"], scipy_row
+
+
+def decide_claims(samples: pd.DataFrame, accuracy: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`table1_distortion_samples` and :func:`noise_accuracy`.
+
+    Returns:
+        The claims table of :func:`intriguing.paper.claims_table`.
+    """
+    means = replicate_means(samples)
+    every_image = samples["success (%)"].groupby(level="network").min() == 100
+    ratio = means["Av. min. distortion"] / paper.TABLE1.loc[means.index, "Av. min. distortion"]
+    near = {name: bool(every_image[name] and ratio[name] <= 1 + profile.distortion_tolerance) for name in means.index}
+    near_row = paper.decide(
+        "adversarial-near-every-image", near,
+        f"success {samples['success (%)'].min():.0f} %-{samples['success (%)'].max():.0f} % over the six networks; "
+        f"mean distortion {ratio.min():.2f}× ({ratio.idxmin()}) to {ratio.max():.2f}× ({ratio.idxmax()}) the "
+        f"paper's (allowed: {1 + profile.distortion_tolerance:.2f}×)")
+    paper_accuracy = paper.FIGURES["figure7c_noise_accuracy_percent"]
+    shown = accuracy.loc[FIGURE7_NETWORKS, "unclipped"]
+    noise = {name: bool(every_image[name] and abs(shown[name] - paper_accuracy) <= profile.transfer_tolerance_pp)
+             for name in FIGURE7_NETWORKS}
+    noise_row = paper.decide(
+        "noise-far-weaker", noise,
+        "accuracy under noise of stddev 1: " + ", ".join(f"{name} {shown[name]:.1f} %" for name in FIGURE7_NETWORKS)
+        + f" (paper {paper_accuracy:.0f} %, ± {profile.transfer_tolerance_pp:g} pp); their adversarial images "
+        + ("all" if all(every_image[name] for name in FIGURE7_NETWORKS) else "not all")
+        + " reached a wrong target (accuracy 0 %)")
+    return paper.claims_table([near_row, noise_row])

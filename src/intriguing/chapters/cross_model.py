@@ -19,13 +19,16 @@ from ..transfer import (
     target_choice_transfer,
 )
 
-__all__ = ["NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2", "cross_family_margins",
-           "difference", "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size",
-           "table2"]
+__all__ = ["CLAIMS", "NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2",
+           "cross_family_margins", "decide_claims", "difference", "margin_summary", "margins",
+           "nearest_target_table2", "nearest_target_transfer", "set_size", "table2"]
 
 NETWORKS = list(paper.TABLE1.index)
 NOISE = (0.1, 0.3)
 NOISE_ROWS = [f"Gaussian noise, stddev={stddev:g}" for stddev in NOISE]
+CLAIMS = ("cross-model-transfer", "autoencoder-most-resilient")
+"""The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
+AUTOENCODER = "AE400-10"
 
 
 def table2(profile: Profile | str | None = None) -> pd.DataFrame:
@@ -121,3 +124,28 @@ def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
     tables = {choice: table.loc[choice] for choice in TARGET_CHOICES}
     found = target_choice_transfer(tables, table.loc["noise"], {name: name for name in NETWORKS}, NOISE_ROWS)
     return found.rename_axis("made for")
+
+
+def decide_claims(table: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`table2` and its :func:`margins`.
+
+    Returns:
+        The claims table of :func:`intriguing.paper.claims_table`.
+    """
+    margin = found["margin"]
+    transfer = {f"{made_for}'s set on {net}": bool(m > 0) for (made_for, net), m in margin.items()}
+    transfer_row = paper.decide(
+        "cross-model-transfer", transfer,
+        f"margin over noise positive in {sum(transfer.values())} of {len(transfer)} off-diagonal cells "
+        f"({margin.min():.1f} to {margin.max():.1f} pp)")
+    off_diagonal = {net: table.loc[[n for n in NETWORKS if n != net], net].mean() for net in NETWORKS}
+    least = min(off_diagonal, key=off_diagonal.__getitem__)
+    ae_margins = margin.xs(AUTOENCODER, level="network")
+    resilient = {"lowest mean error on the others' sets": least == AUTOENCODER,
+                 "margin over noise positive on every other set": bool((ae_margins > 0).all())}
+    ranked = ", ".join(f"{net} {off_diagonal[net]:.1f} %" for net in sorted(off_diagonal, key=off_diagonal.__getitem__))
+    resilient_row = paper.decide(
+        "autoencoder-most-resilient", resilient,
+        f"mean error on the five other networks' sets: {ranked}; {AUTOENCODER}'s margins over noise "
+        f"{ae_margins.min():.1f} to {ae_margins.max():.1f} pp")
+    return paper.claims_table([transfer_row, resilient_row])

@@ -31,11 +31,11 @@ from ..transfer import (
     training_set_gap,
 )
 
-__all__ = ["AMPLIFIED", "AMPLIFIED_DIAGONAL_MIN", "NETWORKS", "PLAIN", "amplified_cross_cells", "beside_paper",
-           "check_diagonal", "check_gain", "check_gaps", "check_margins", "check_nearest_no_larger",
-           "compare_table3", "compare_table4", "deviations", "gain", "gaps", "margins", "mutual_transfer",
-           "nearest_target_table4", "nearest_target_transfer", "off_diagonal", "per_example_reading",
-           "replicate_means", "set_size", "table3", "table4", "table4_samples"]
+__all__ = ["AMPLIFIED", "AMPLIFIED_DIAGONAL_MIN", "CLAIMS", "NETWORKS", "PLAIN", "amplified_cross_cells",
+           "beside_paper", "check_diagonal", "check_gain", "check_gaps", "check_margins", "check_nearest_no_larger",
+           "compare_table3", "compare_table4", "decide_claims", "deviations", "gain", "gaps", "margins",
+           "mutual_transfer", "nearest_target_table4", "nearest_target_transfer", "off_diagonal",
+           "per_example_reading", "replicate_means", "set_size", "table3", "table4", "table4_samples"]
 
 NETWORKS = list(paper.TABLE3.index)
 PLAIN = {name: f"Distorted for {name}" for name in NETWORKS}
@@ -43,6 +43,8 @@ AMPLIFIED = {name: f"Distorted for {name}, amplified" for name in NETWORKS}
 NOISE = (0.06, 0.1)
 NOISE_ROWS = [f"Gaussian noise, stddev={stddev:g}" for stddev in NOISE]
 SAME_SET, OTHER_SET = ("M1", "M1'"), "M2"
+CLAIMS = ("cross-training-set-transfer", "disjoint-set-weaker", "amplified-transfer")
+"""The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
 
 
 def set_size(profile: Profile | str | None = None) -> int:
@@ -242,3 +244,49 @@ def check_nearest_no_larger(found: pd.DataFrame) -> None:
     the nearest of the nine targets includes the random one."""
     nearest, random = found[f"{NEAREST}: distortion"], found[f"{RANDOM}: distortion"]
     assert (nearest <= random + 1e-6).all(), found
+
+
+def _across_sets(made_for: str, network: str) -> bool:
+    """Whether a set made for ``made_for`` and fed to ``network`` crosses from P1 to P2 or back."""
+    return (made_for == OTHER_SET) != (network == OTHER_SET)
+
+
+def decide_claims(samples: pd.DataFrame) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`table4_samples`, replicate by replicate.
+
+    Returns:
+        The claims table of :func:`intriguing.paper.claims_table`.
+    """
+    crossing, weaker, amplified = {}, {}, {}
+    crossing_margins, gap_values, gains, amplified_margins = [], [], [], []
+    for r in samples.index.unique(spread.REPLICATE):
+        table = samples.xs(r, level=spread.REPLICATE)
+        found = margins(table)["margin"]
+        for made_for in NETWORKS:
+            for net in NETWORKS:
+                if made_for == net:
+                    continue
+                plain, strong = found[(PLAIN[made_for], net)], found[(AMPLIFIED[made_for], net)]
+                if _across_sets(made_for, net):
+                    crossing[f"{made_for}'s set on {net}, replicate {r}"] = bool(plain > 0)
+                    crossing_margins.append(plain)
+                rise = gain(table).loc[made_for, net]
+                amplified[f"{made_for}'s amplified set on {net}, replicate {r}"] = bool(rise > 0 and strong > 0)
+                gains.append(rise)
+                amplified_margins.append(strong)
+        for reading, gap in gaps(table).stack().items():
+            weaker[f"{reading[0]}'s set, {reading[1]}, replicate {r}"] = bool(gap > 0)
+            gap_values.append(gap)
+    rows = [
+        paper.decide("cross-training-set-transfer", crossing,
+                     f"margin over noise positive in {sum(crossing.values())} of {len(crossing)} cells and "
+                     f"replicates ({min(crossing_margins):.1f} to {max(crossing_margins):.1f} pp)"),
+        paper.decide("disjoint-set-weaker", weaker,
+                     f"same-set minus disjoint-set error positive in {sum(weaker.values())} of {len(weaker)} "
+                     f"({min(gap_values):.1f} to {max(gap_values):.1f} pp)"),
+        paper.decide("amplified-transfer", amplified,
+                     f"amplifying raised the error by {min(gains):.1f} to {max(gains):.1f} pp; amplified sets beat "
+                     f"noise of stddev 0.1 by {min(amplified_margins):.1f} to {max(amplified_margins):.1f} pp; "
+                     f"both positive in {sum(amplified.values())} of {len(amplified)}"),
+    ]
+    return paper.claims_table(rows)

@@ -17,15 +17,19 @@ from ..imagenet import ImageSet, alexnet, efficientnet_lite0, imagenet_samples
 from ..models import NETWORKS
 from ..profiles import Profile, get_profile
 
-__all__ = ["LOW_RESOLUTION", "MNIST_NETWORKS", "OSTRICH", "accuracy_on_samples", "alexnet_table", "bounds_by_kind",
-           "check_figure5", "check_formula", "efficientnet_table", "figure5", "figure5_factors", "figure5_figure",
-           "figure5_rounding", "formula_vs_operator", "largest_bounds", "mnist_table"]
+__all__ = ["CLAIMS", "LOW_RESOLUTION", "MNIST_NETWORKS", "OSTRICH", "PAPERS_ALEXNET", "accuracy_on_samples",
+           "alexnet_table", "bounds_by_kind", "check_figure5", "check_formula", "decide_claims", "efficientnet_table",
+           "figure5", "figure5_factors", "figure5_figure", "figure5_rounding", "formula_vs_operator",
+           "largest_bounds", "mnist_table"]
 
 MNIST_NETWORKS = ["Conv", "N100-100-10"]
 IMAGENET_CLASSES = 1000
 CHECK_SIDE = 32  # the input side on which the formula is checked against the operator
 POWER_STEPS = 500
 LAYER_KINDS = r"_(conv_stem|expand_conv|depthwise_conv|project_conv|conv_head|fc)$"
+CLAIMS = ("adversarial-near-every-image-imagenet", "first-layer-unstable")
+"""The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
+PAPERS_ALEXNET = "AlexNet (the paper's Table 5)"
 
 
 def formula_vs_operator() -> pd.DataFrame:
@@ -92,7 +96,7 @@ def largest_bounds(profile: Profile | str | None = None) -> pd.DataFrame:
     """
     tables = {name: mnist_table(name, profile) for name in NETWORKS}
     tables["EfficientNet-Lite0"] = efficientnet_table()
-    tables["AlexNet (the paper's Table 5)"] = paper.TABLE5
+    tables[PAPERS_ALEXNET] = paper.TABLE5
     rows = {}
     for name, table in tables.items():
         upper = table["Upper bound"].astype(float)
@@ -231,3 +235,28 @@ def check_figure5(result: AttackResult) -> float:
     ratio = result.distortion.mean().item() / paper.FIGURES["figure5_average_distortion"]
     assert ratio <= 1, f"EfficientNet-Lite0 needs {ratio:.2f}x the paper's distortion"
     return ratio
+
+
+def decide_claims(result: AttackResult, largest: pd.DataFrame, alexnet: pd.DataFrame | None) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`figure5`'s result, :func:`largest_bounds` (the paper's own AlexNet row
+    left out) and :func:`alexnet_table` (None where torchvision's AlexNet is absent).
+
+    Returns:
+        The claims table of :func:`intriguing.paper.claims_table`.
+    """
+    reference = paper.FIGURES["figure5_average_distortion"]
+    mean = result.distortion.mean().item()
+    imagenet = {f"image {i}": bool(ok) for i, ok in enumerate(result.success.tolist())}
+    imagenet["mean distortion at most the paper's"] = mean <= reference
+    imagenet_row = paper.decide(
+        "adversarial-near-every-image-imagenet", imagenet,
+        f"EfficientNet-Lite0: {int(result.success.sum())} of {len(result.success)} images reached their target; mean "
+        f"distortion {mean:.4f}, {mean / reference:.2f}× the paper's {reference:.4f}")
+    first = largest.drop(index=PAPERS_ALEXNET, errors="ignore")["first layer's upper bound"].astype(float)
+    if alexnet is not None:
+        first["AlexNet (torchvision)"] = float(alexnet[("ours (torchvision's AlexNet)", "Upper bound")].iloc[0])
+    unstable = {name: bool(bound > 1) for name, bound in first.items()}
+    first_row = paper.decide(
+        "first-layer-unstable", unstable,
+        "first layer's upper bound: " + ", ".join(f"{name} {bound:.2f}" for name, bound in first.items()))
+    return paper.claims_table([imagenet_row, first_row])

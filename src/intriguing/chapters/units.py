@@ -8,15 +8,16 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .. import plots, units
+from .. import paper, plots, units
 from ..artifacts import replicates, trained_network
 from ..data import load_mnist
 from ..imagenet import IMAGENET_DIR_VAR, efficientnet_lite0, image_folder, imagenet_samples
 from ..models import build_model
 from ..profiles import Profile, get_profile
 
-__all__ = ["ALPHA", "FIGURE_NETWORK", "NETWORKS", "TOP_K", "check_control", "check_verdicts", "coherence_table",
-           "figure_rows", "imagenet_rows", "imagenet_source", "replicate_verdicts", "verdict_text", "verdicts"]
+__all__ = ["ALPHA", "CLAIMS", "FIGURE_NETWORK", "NETWORKS", "TOP_K", "check_control", "check_verdicts",
+           "coherence_table", "decide_claims", "figure_rows", "imagenet_rows", "imagenet_source",
+           "replicate_verdicts", "verdict_text", "verdicts"]
 
 NETWORKS = ["Conv", "N100-100-10", "AE400-10"]
 FIGURE_NETWORK = "Conv"
@@ -28,6 +29,8 @@ EXPECTED_AT_PAPER_SCALE = {"Conv": ("random directions",), "N100-100-10": ("rand
 replicates (2026-11-22, CPU) p was 3.6e-3, 0.81 and 0.010, so "random directions" once and "neither" twice
 (and p = 0.023 for replicate 0 trained on a GPU); units never won."""
 IMAGENET_FOLDER_LIMIT = 5000
+CLAIMS = ("units-not-special",)
+"""The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
 
 
 def figure_rows(kind: str, profile: Profile | str | None = None, shown: int = 4) -> tuple[list[float], Figure]:
@@ -161,3 +164,21 @@ def imagenet_rows(kind: str, count: int = 2, shown: int = 4) -> Figure:
     top = units.top_images(phi, directions[kind], shown).flatten()
     return plots.image_grid(pictures.images[top], [str(int(label)) for label in pictures.labels[top]], ncols=shown,
                             size=1.6)
+
+
+def decide_claims(found: pd.DataFrame, per_replicate: pd.DataFrame) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`verdicts` (one row per network) and :func:`replicate_verdicts`
+    (every replicate of the replicated networks, which then stand for those networks).
+
+    Returns:
+        The claims table of :func:`intriguing.paper.claims_table`.
+    """
+    replicated = set(per_replicate.index.get_level_values(0)) if len(per_replicate) else set()
+    rows = {name: row for name, row in found.iterrows() if name not in replicated}
+    rows |= {f"{name}, replicate {r}": row for (name, r), row in per_replicate.iterrows()}
+    cases = {case: row["more coherent"] != "units" for case, row in rows.items()}
+    units_win = [f"{case} ({row['mean, units']:.2f} vs {row['mean, random']:.2f}, p = {row['p-value']:.1e})"
+                 for case, row in rows.items() if not cases[case]]
+    measurement = (f"units more label-pure at α = {ALPHA:g} in {len(units_win)} of {len(cases)} networks and "
+                   f"replicates" + (": " + "; ".join(units_win) if units_win else ""))
+    return paper.claims_table([paper.decide("units-not-special", cases, measurement)])
