@@ -176,9 +176,11 @@ def test_the_ledger_lists_every_claim_with_its_verdict_and_links_to_its_chapter(
     assert by_key["cross-model-transfer"]["verdict"] == "holds"
     assert by_key["table5-alexnet"]["verdict"] == "not testable here"
     assert by_key["units-not-special"]["verdict"] == cli.NOT_DECIDED
-    text = cli.claims_markdown(results)
+    text = cli.claims_markdown(results, ["units", "cross_model"])
     assert text.count("\n| ") == len(paper.CLAIMS) + 1
     assert "<claims-cross-model>`" in text and "**holds** | margins 1 to 9 pp |" in text
+    assert f"[{paper.claim('units-not-special').claim}](units)" in text  # not decided: the chapter, not its section
+    assert f"| {paper.claim('table5-alexnet').claim} |" in text  # its chapter is not in this book: no link
     previous = tmp_path / "results.json"
     previous.write_text(json.dumps(results))
     kept = cli._results(previous, tmp_path / "no-events.jsonl", "full", ["cross_model"])

@@ -97,7 +97,8 @@ def test_a_chapter_failing_after_its_first_check_still_gives_a_rendered_book_and
                                           "repository:\n  url: https://github.com/example/tiny\n")
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/good\n  - file: book/bad\n")
     (tmp_path / "book").mkdir()
-    (tmp_path / "book" / "intro.md").write_text("# Tiny\n\n```{include} results_summary.md\n```\n")
+    (tmp_path / "book" / "intro.md").write_text("# Tiny\n\n```{include} claims_ledger.md\n```\n\n"
+                                                "```{include} results_summary.md\n```\n")
     glue = "from intriguing import plots\n"
     nbformat.write(_notebook("md:# Good\n\nThe answer is {glue:text}`answer`.", glue + "plots.glue('answer', 42)"),
                    tmp_path / "book" / "good.ipynb")
@@ -119,6 +120,9 @@ def test_a_chapter_failing_after_its_first_check_still_gives_a_rendered_book_and
         assert json.loads((tmp_path / "_build" / "html" / record).read_text())["chapters_failed"] == {
             "bad": "AssertionError: the first check failed"}
     assert not (tmp_path / "timings" / "smoke.json").exists()  # a failed build is not the profile's record
+    claims = json.loads((tmp_path / "_build" / "html" / "results.json").read_text())["claims"]
+    assert {c["verdict"] for c in claims} == {cli.NOT_DECIDED, "not testable here"}  # no chapter here decides one
+    assert "not decided" in (tmp_path / "_build" / "html" / "book" / "intro.html").read_text()
 
 
 def test_a_build_outside_the_repository_root_says_so(tmp_path):

@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
 
     results = _results(root / BUILD / "html" / "results.json", comparisons, profile, kept)
     cache.atomic_write_text(summary_markdown(results), src / "book" / "results_summary.md")
-    cache.atomic_write_text(claims_markdown(results), src / "book" / "claims_ledger.md")
+    cache.atomic_write_text(claims_markdown(results, known), src / "book" / "claims_ledger.md")
 
     jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     rendered = subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror",
@@ -301,9 +302,10 @@ def _claims(decided: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return claims
 
 
-def claims_markdown(results: dict[str, Any]) -> str:
-    """The intro's claims ledger from results.json: one line per claim of the paper, linked to the chapter
-    section that decides it, with its verdict and measurement, after a count of the verdicts."""
+def claims_markdown(results: dict[str, Any], book_chapters: Collection[str]) -> str:
+    """The intro's claims ledger from results.json: one line per claim of the paper, with its verdict and
+    measurement, after a count of the verdicts. A decided claim links to the section of its chapter that
+    decides it; another, to its chapter where ``book_chapters`` holds it."""
     claims = results["claims"]
     counts: dict[str, int] = {}
     for row in claims:
@@ -315,8 +317,8 @@ def claims_markdown(results: dict[str, Any]) -> str:
              "| claim | paper | verdict | measurement |", "|---|---|---|---|"]
     for row in claims:
         chapter = row["chapter"]
-        link = (f"[{row['claim']}]({chapter})" if row["verdict"] == "not testable here"
-                else f"{{ref}}`{row['claim']} <{claim_label(chapter)}>`")
+        link = (f"{{ref}}`{row['claim']} <{claim_label(chapter)}>`" if "cases" in row
+                else f"[{row['claim']}]({chapter})" if chapter in book_chapters else row["claim"])
         lines.append(f"| {link} | {row['section']} | **{row['verdict']}** | {row['measurement']} |")
     return "\n".join(lines) + "\n"
 
