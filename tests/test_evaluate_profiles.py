@@ -63,3 +63,15 @@ def test_replicates_are_positive_and_shared_by_the_p1_p2_networks():
         replace(full, replicates={"M1": 3, "M1'": 2, "M2": 3})
     with pytest.raises(ValueError, match="unknown network 'nonesuch'"):
         artifacts.replicates("nonesuch", full)
+
+
+def test_every_printed_settings_line_fits_the_page():
+    """The chapters print these; a line wider than a code cell (88 characters) runs off the rendered page."""
+    from intriguing.chapters.adversarial_training import pooled_settings
+
+    for name in PROFILES:
+        profile = get_profile(name)
+        printed = [profile.describe(), profile.search.describe(), profile.imagenet_search.describe(),
+                   pooled_settings(profile).describe()]
+        lines = [line for text in printed for line in text.splitlines()]
+        assert len(lines) > 8 and max(map(len, lines)) <= 88, max(lines, key=len)

@@ -108,7 +108,7 @@ class AdversarialTrainingSettings:
         return (f"{self.epochs} epochs of minibatches of {self.batch_size}, Adam at lr {self.lr:g} "
                 f"(halved at 50 % and 75 %)\n{pools}\n"
                 f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers\n"
-                f"the pools' search: {self.search.describe()}")
+                f"the pools' search:\n{self.search.describe()}")
 
     def key(self) -> dict[str, object]:
         """Every setting, as a cache key."""
