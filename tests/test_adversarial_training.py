@@ -10,10 +10,12 @@ from intriguing.adversarial_training import (
     AdversarialTrainingSettings,
     NetworkAbove,
     adversarial_fit,
+    fast_gradient_sign,
     layer_adversarial,
     layer_output,
+    refresh_record,
 )
-from intriguing.attacks import SearchSettings, random_targets
+from intriguing.attacks import AttackResult, SearchSettings, random_targets
 from intriguing.data import Split, load_mnist
 from intriguing.models import SigmoidMLP
 
@@ -71,9 +73,12 @@ def test_a_layer_k_example_does_not_depend_on_its_batch():
 def test_a_refresh_replaces_the_stated_share_of_each_pool():
     model, data = sharp_network(), images_and_labels(50)
     pool, gen = AdversarialPool((0, 2), size=40), torch.Generator().manual_seed(0)
-    assert pool.refresh(model, data, 0.25, gen, SEARCH) == {0: 40, 2: 40}  # an empty pool is filled
+    made = pool.refresh(model, data, 0.25, gen, SEARCH)
+    assert {k: r["replaced"] for k, r in made.items()} == {0: 40, 2: 40}  # an empty pool is filled
     before = {k: pool.inputs[k].clone() for k in (0, 2)}
-    assert pool.refresh(model, data, 0.25, gen, SEARCH) == {0: 10, 2: 10}
+    made = pool.refresh(model, data, 0.25, gen, SEARCH)
+    assert {k: r["replaced"] for k, r in made.items()} == {0: 10, 2: 10}
+    assert all(0 <= r["success"] <= 1 and r["median distortion"] <= r["p90 distortion"] for r in made.values())
     for k in (0, 2):
         changed = (pool.inputs[k] != before[k]).any(1).sum().item()
         assert 1 <= changed <= 10  # a new example can land in a slot twice, and rarely equal the old one
@@ -103,6 +108,8 @@ def test_pooled_training_refreshes_and_lowers_its_loss():
     curve = adversarial_fit(model, data, settings, weight_decay=(0.0,) * 3, seed=0, evaluation=data, progress=False)
     # Steps 3, 4, 5 (epoch 2) and 6, 7, 8 (epoch 3): the pools start at step 3 and refresh at 3 and 6.
     assert curve.refreshes == 2 and curve.epochs == [1, 2, 3] and len(curve.test_error) == 3
+    assert [(r["step"], r["epoch"], r["layer"], r["replaced"]) for r in curve.refresh_log] == [
+        (3, 1, 1, 16), (3, 1, 2, 16), (6, 2, 1, 2), (6, 2, 2, 2)]
     assert curve.train_loss[-1] < curve.train_loss[0]
 
 
@@ -148,3 +155,47 @@ def test_adversarial_fit_rejects_bad_data_and_weight_decay_and_stops_at_a_non_fi
     with pytest.raises(FloatingPointError, match=r"the loss is not finite at minibatch step \d+ \(epoch 1\)"):
         fit(SigmoidMLP((4,)), data, AdversarialTrainingSettings(epochs=1, pool_start=0, batch_size=50, lr=1e30),
             weight_decay=(1e30, 1e30))
+
+
+def test_the_refresh_record_counts_a_hand_made_search():
+    distortion = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    success = distortion > 0  # the search reports distortion 0 where it failed
+    result = AttackResult(adversarial=torch.zeros(11, 1, 1, 4), success=success, distortion=distortion,
+                          c=success.float())
+    record = refresh_record(result)
+    assert record["replaced"] == 11 and record["success"] == pytest.approx(10 / 11)
+    assert record["median distortion"] == pytest.approx(0.55) and record["p90 distortion"] == pytest.approx(0.91)
+    none = refresh_record(AttackResult(result.adversarial, torch.zeros(11, dtype=torch.bool), torch.zeros(11),
+                                       torch.zeros(11)))
+    assert none["success"] == 0 and none["median distortion"] != none["median distortion"]  # NaN: nothing found
+
+
+def test_a_fast_gradient_sign_example_lies_in_the_epsilon_ball_and_the_box_and_raises_the_loss():
+    model, data = sharp_network(), load_mnist("test").subset(slice(0, 64))
+    x = data.images
+    for epsilon in (0.0, 0.05, 0.3):
+        adversarial = fast_gradient_sign(model, x, data.labels, epsilon)
+        assert adversarial.shape == x.shape and not adversarial.requires_grad
+        assert (adversarial - x).abs().max() <= epsilon + 1e-7
+        assert adversarial.min() >= 0 and adversarial.max() <= 1
+    loss = torch.nn.functional.cross_entropy
+    assert loss(model(adversarial), data.labels) > loss(model(x), data.labels)  # one signed step uphill
+    with pytest.raises(ValueError, match="3 labels for 64 images"):
+        fast_gradient_sign(model, x, data.labels[:3], 0.1)
+
+
+def test_fast_gradient_sign_training_is_a_control_without_pools_and_differs_from_plain_training():
+    data = images_and_labels(64)
+    models = [SigmoidMLP((8, 8)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    base = {"epochs": 2, "pool_start": 0, "batch_size": 16, "lr": 1e-2}
+    for model, epsilon in zip(models, (0.0, 0.1)):
+        adversarial_fit(model, data, AdversarialTrainingSettings(fgsm_epsilon=epsilon, **base),
+                        weight_decay=(0.0,) * 3, seed=1, progress=False)
+    assert not torch.equal(models[0].layers[0].weight, models[1].layers[0].weight)
+    assert "fgsm_epsilon" not in AdversarialTrainingSettings().key()  # the cache keys of the book's variants stay
+    assert AdversarialTrainingSettings(fgsm_epsilon=0.1).key()["fgsm_epsilon"] == 0.1
+    with pytest.raises(ValueError, match="the pools' control: give it no pool_layers"):
+        AdversarialTrainingSettings(fgsm_epsilon=0.1, pool_layers=(0,))
+    with pytest.raises(ValueError, match="fgsm_epsilon must lie in"):
+        AdversarialTrainingSettings(fgsm_epsilon=2.0)

@@ -29,8 +29,8 @@ from .data import Split, check_split
 from .hardware import device
 from .models import SigmoidMLP
 
-__all__ = ["AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove", "TrainingCurve", "adversarial_fit", "forward_from",
-           "layer_adversarial", "layer_output"]
+__all__ = ["FGSM_CLEAN_WEIGHT", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove", "TrainingCurve",
+           "adversarial_fit", "fast_gradient_sign", "forward_from", "layer_adversarial", "layer_output", "refresh_record"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class AdversarialTrainingSettings:
         search: the search that makes the pool's examples (cheaper than the chapters' own, and in
             float32: the pools need no independence from the batch, and they are this training's
             main cost).
+        fgsm_epsilon: with no pools, > 0 trains on fast-gradient-sign examples instead (Goodfellow,
+            Shlens & Szegedy 2015, §6): each step's loss is α·CE(x) + (1 − α)·CE(clip(x + ε·sign ∇ₓCE)),
+            ε this value (pixels in [0, 1]), α :data:`FGSM_CLEAN_WEIGHT`. 0: none.
     """
 
     pool_layers: tuple[int, ...] = ()
@@ -69,6 +72,7 @@ class AdversarialTrainingSettings:
     dropout_hidden: float = 0.0
     search: SearchSettings = field(default_factory=lambda: SearchSettings(c_steps=4, max_iter=20,
                                                                                    network_precision="float32"))
+    fgsm_epsilon: float = 0.0
 
     def __post_init__(self) -> None:
         if len(set(self.pool_layers)) != len(self.pool_layers) or any(k < 0 for k in self.pool_layers):
@@ -90,6 +94,10 @@ class AdversarialTrainingSettings:
         if self.pool_layers and self.mix > 0 and self.pooled_per_layer() == 0:  # mix 0 asks for none
             raise ValueError(f"mix {self.mix} gives no pooled example per minibatch: {self.mix} x {self.batch_size} "
                              f"clean images shared by {len(self.pool_layers)} pool(s) rounds to 0")
+        if not 0 <= self.fgsm_epsilon <= 1:
+            raise ValueError(f"fgsm_epsilon must lie in [0, 1] (pixels lie in [0, 1]), got {self.fgsm_epsilon}")
+        if self.fgsm_epsilon and self.pool_layers:
+            raise ValueError("fast-gradient-sign training is the pools' control: give it no pool_layers")
         for name in ("dropout_input", "dropout_hidden"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
@@ -105,15 +113,21 @@ class AdversarialTrainingSettings:
                  f"examples each from epoch {self.pool_start}\n{self.refresh_share:.0%} of each replaced every "
                  f"{self.refresh_every} minibatches, {self.mix:g} pooled per clean example"
                  if self.pool_layers else "no pools")
+        if self.fgsm_epsilon:
+            pools = (f"fast-gradient-sign examples at ε = {self.fgsm_epsilon:g}, weighted "
+                     f"{1 - FGSM_CLEAN_WEIGHT:g} against {FGSM_CLEAN_WEIGHT:g} for the clean loss")
         return (f"{self.epochs} epochs of minibatches of {self.batch_size}, Adam at lr {self.lr:g} "
                 f"(halved at 50 % and 75 %)\n{pools}\n"
                 f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers\n"
                 f"the pools' search:\n{self.search.describe()}")
 
     def key(self) -> dict[str, object]:
-        """Every setting, as a cache key."""
+        """Every setting, as a cache key (without ``fgsm_epsilon`` when it is 0, the training as it was
+        before the field existed)."""
         fields = asdict(self)
         fields["search"] = self.search.key()
+        if not self.fgsm_epsilon:
+            del fields["fgsm_epsilon"]
         return fields
 
 
@@ -184,6 +198,30 @@ def layer_adversarial(model: SigmoidMLP, images: Tensor, targets: Tensor, k: int
     return result.adversarial.flatten(1), result
 
 
+FGSM_CLEAN_WEIGHT = 0.5
+"""α, the clean loss's weight in fast-gradient-sign training (Goodfellow, Shlens & Szegedy 2015, §6)."""
+
+
+def fast_gradient_sign(model: nn.Module, images: Tensor, labels: Tensor, epsilon: float) -> Tensor:
+    """clip(x + ε·sign ∇ₓ CE(model(x), label), 0, 1): the fast-gradient-sign example of each image.
+
+    Args:
+        model: maps (N, ...) images to (N, classes) logits; used as it is (train or eval mode).
+        images: (N, ...) in [0, 1]; labels: (N,) true labels.
+        epsilon: the step, in pixel units, in [0, 1].
+
+    Returns:
+        (N, ...) images in [0, 1], each within ε of its original in every pixel; no gradient.
+    """
+    if not 0 <= epsilon <= 1:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(labels)} labels for {len(images)} images")
+    x = images.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x), labels), x)
+    return (x + epsilon * grad.sign()).clamp(0, 1).detach()
+
+
 class AdversarialPool:
     """A pool of adversarial examples per layer, each with its true label.
 
@@ -203,7 +241,10 @@ class AdversarialPool:
         now, from random images of ``data`` towards random wrong targets.
 
         Returns:
-            Layer -> how many examples were replaced.
+            Layer -> what the refresh made: ``replaced`` (how many), ``success`` (the share of
+            searches that reached their target; a failed search leaves its clean layer output in the
+            pool), and the ``median distortion`` and ``p90 distortion`` (RMS, in the layer's units)
+            of the successful ones (NaN with none).
         """
         replaced = {}
         for k in self.layers:
@@ -212,8 +253,8 @@ class AdversarialPool:
             pick = torch.randint(len(data), (n,), generator=generator)
             labels = data.labels[pick].cpu()
             targets = random_targets(labels, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            adversarial, _ = layer_adversarial(model, data.images[pick].cpu(), targets, k, labels=labels,
-                                               settings=settings)
+            adversarial, result = layer_adversarial(model, data.images[pick].cpu(), targets, k, labels=labels,
+                                                    settings=settings)
             dev = next(model.parameters()).device  # the pool lives where the network trains
             adversarial, labels = adversarial.to(dev), labels.to(dev)
             if not full:
@@ -221,13 +262,21 @@ class AdversarialPool:
             else:
                 slots = torch.randperm(self.size, generator=generator)[:n].to(dev)
                 self.inputs[k][slots], self.labels[k][slots] = adversarial, labels
-            replaced[k] = n
+            replaced[k] = refresh_record(result)
         return replaced
 
     def sample(self, k: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` random examples of layer ``k``'s pool, with their labels, on the pool's device."""
         pick = torch.randint(self.size, (n,), generator=generator).to(self.inputs[k].device)
         return self.inputs[k][pick], self.labels[k][pick]
+
+
+def refresh_record(result: AttackResult) -> dict[str, float]:
+    """What one pool's refresh made, from its search's result: see :meth:`AdversarialPool.refresh`."""
+    found = result.distortion[result.success].double()
+    quantiles = found.quantile(torch.tensor([0.5, 0.9], dtype=torch.float64)).tolist() if len(found) else [math.nan] * 2
+    return {"replaced": len(result.success), "success": result.success.double().mean().item(),
+            "median distortion": quantiles[0], "p90 distortion": quantiles[1]}
 
 
 @dataclass
@@ -240,6 +289,8 @@ class TrainingCurve:
         test_error: the error (%) on the evaluation set after each epoch (empty without one).
         refreshes: pool refreshes done.
         seconds: wall time.
+        refresh_log: one entry per pool and refresh: ``step``, ``epoch`` (from 0), ``layer`` and the
+            record of :meth:`AdversarialPool.refresh`.
     """
 
     epochs: list[int]
@@ -247,6 +298,7 @@ class TrainingCurve:
     test_error: list[float]
     refreshes: int
     seconds: float
+    refresh_log: list[dict[str, float]] = field(default_factory=list)
 
 
 def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainingSettings, *,
@@ -254,7 +306,8 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
                     progress: bool = True) -> TrainingCurve:
     """Train ``model`` in place on minibatches of ``data``, mixing in examples of the pools.
 
-    Every step's loss is the clean minibatch's cross-entropy, plus that of ``mix`` pooled examples
+    Every step's loss is the clean minibatch's cross-entropy (with ``fgsm_epsilon``, weighted with that of
+    its fast-gradient-sign examples, :func:`fast_gradient_sign`), plus that of ``mix`` pooled examples
     per clean one (split equally between the pooled layers, each entering the network at its
     layer), plus ½ λ Σw² per weight layer. Every ``refresh_every`` steps each pool has
     ``refresh_share`` of its examples replaced by new ones made against the network as it is then.
@@ -297,6 +350,7 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
     per_layer = settings.pooled_per_layer()
+    whole = NetworkAbove(model, 0)  # flattened images -> logits, for the fast-gradient-sign examples
     if evaluation is not None:
         eval_images, eval_labels = evaluation.images.to(dev), evaluation.labels.to(dev)
     curve = TrainingCurve([], [], [], 0, 0.0)
@@ -312,7 +366,9 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
             for batch in order.split(settings.batch_size):
                 if pooling and (not pool.inputs or step % settings.refresh_every == 0):
                     model.eval()
-                    pool.refresh(model, data, settings.refresh_share, generator, settings.search)
+                    made = pool.refresh(model, data, settings.refresh_share, generator, settings.search)
+                    curve.refresh_log += [{"step": step, "epoch": epoch, "layer": k, **record}
+                                          for k, record in made.items()]
                     curve.refreshes += 1
                 model.train()
                 x = images[batch].flatten(1)
@@ -320,6 +376,10 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
                     x = F.dropout(x, settings.dropout_input, training=True)
                 loss = F.cross_entropy(forward_from(model, x, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
                 total += loss.detach().double() * len(batch)
+                if settings.fgsm_epsilon:
+                    x_fgsm = fast_gradient_sign(whole, x, labels[batch], settings.fgsm_epsilon)
+                    loss = FGSM_CLEAN_WEIGHT * loss + (1 - FGSM_CLEAN_WEIGHT) * F.cross_entropy(
+                        forward_from(model, x_fgsm, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
                 for k in settings.pool_layers if pooling else ():
                     h, y = pool.sample(k, per_layer, generator)
                     logits = forward_from(model, h, k, dropout_hidden=settings.dropout_hidden)
