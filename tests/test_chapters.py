@@ -86,21 +86,26 @@ def _seeds(errors: dict[str, list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["variant", "seed"])
 
 
-def test_an_ordering_holds_reverses_or_is_unresolved_by_its_standard_error(tiny):
+def test_an_ordering_holds_reverses_or_is_unresolved_by_a_paired_test():
     from intriguing.chapters import adversarial_training as chapter
 
     found = _seeds({"pools at every layer": [1.1, 1.2, 1.3], "dropout": [1.5, 1.6, 1.7],
                     "weight decay": [1.5, 1.7, 1.9], "pool at hidden layer 2": [2.3, 2.4, 2.5],
                     "pool at hidden layer 1": [1.0, 3.0, 2.0], "pool at the input": [1.9, 2.0, 2.1]})
     order = chapter.orderings(found)
-    # pools < dropout: -0.4 pp, standard error √(0.01/3 + 0.01/3) = 0.0816, z = -4.9.
-    assert order.loc["pools at every layer < dropout", "z"] == pytest.approx(-0.4 / (0.02 / 3) ** 0.5)
+    # pools − dropout is −0.4 on every seed (to rounding): no spread, p ≈ 0.
     assert order.loc["pools at every layer < dropout", "verdict"] == "holds"
-    assert order.loc["dropout < weight decay", "verdict"] == "not resolved"  # -0.1 pp, z = -0.77
-    assert order.loc["pool at hidden layer 2 < pool at the input", "verdict"] == "reversed"  # +0.4 pp, z = 4.9
-    chapter.check_orderings(order, tiny)
+    assert order.loc["pools at every layer < dropout", "p-value"] < 1e-10
+    # dropout − weight decay: 0, −0.1, −0.2: mean −0.1, sd 0.1, t = −0.1 / (0.1 / √3) = −1.73, p = 0.23 (2 df).
+    row = order.loc["dropout < weight decay"]
+    assert row["t"] == pytest.approx(-3 ** 0.5) and row["p-value"] == pytest.approx(0.2254, abs=1e-3)
+    assert row["verdict"] == "not resolved" and row["test"] == "paired t = -1.7, p = 0.23, 3 seeds"
+    assert order.loc["pool at hidden layer 2 < pool at the input", "verdict"] == "reversed"  # +0.4 on every seed
+    chapter.check_orderings(order)
     single = chapter.orderings(found.xs(0, level="seed", drop_level=False))
     assert (single["verdict"] == "not resolved").all()  # one seed: no spread, no verdict
+    assert (single["test"] == "one seed: no test").all() and single["p-value"].isna().all()
+    chapter.check_orderings(single)
 
 
 def test_the_tuning_picks_the_best_held_out_setting_with_and_without_dropout():
@@ -201,3 +206,22 @@ def test_figure5_factors_change_one_thing_at_a_time(tiny):
     images, result = spectral.figure5(profile)
     rounding = spectral.figure5_rounding(images, result)
     assert 0 <= rounding["still at target (%)"] <= 100 and 0 <= rounding["pixels unchanged by the attack (%)"] <= 100
+
+
+def test_adversarial_training_is_compared_with_the_paper_within_three_sd_of_its_seeds_or_the_stated_pp_with_one():
+    from intriguing import paper
+    from intriguing.chapters import adversarial_training as chapter
+    from intriguing.profiles import get_profile
+
+    smoke = get_profile("smoke")
+    table = pd.DataFrame({"test error": [1.85, 1.3, 1.2], "sd": [0.1, 0.1, 0.1], "seeds": [3, 3, 3]},
+                         index=["weight decay", "dropout", "pools at every layer"])
+    chapter.compare_paper(table, smoke)  # 1.85 is 0.25 pp from 1.6: inside 3 sd = 0.3
+    table.loc["weight decay", "test error"] = 1.95  # 0.35 pp: outside, though inside the stated 6 pp
+    with pytest.raises(paper.PaperMismatch, match="weight decay"):
+        chapter.compare_paper(table, smoke)
+    one = table.assign(sd=float("nan"), seeds=1)
+    chapter.compare_paper(one, smoke)  # one seed: the profile's stated tolerance
+    one.loc["dropout", "test error"] = 1.3 + smoke.error_tolerance_pp + 0.1
+    with pytest.raises(paper.PaperMismatch, match="dropout"):
+        chapter.compare_paper(one, smoke)

@@ -134,8 +134,8 @@ def test_the_ordering_claims_with_one_seed_are_not_resolved_and_say_so_without_n
     claims = adversarial_training.decide_claims(order, adversarial_training.summary(one))
     assert set(verdicts(claims).values()) == {"not resolved"}
     assert "nan" not in claims.to_string().lower()
-    three = pd.concat([one.assign(**{"test error": one["test error"] + d}).rename(index={0: s}, level="seed")
-                       for s, d in enumerate((0.0, 0.01, -0.01))])
+    three = pd.concat([one.assign(**{"test error": one["test error"] + d * pd.Series(
+        range(len(one)), index=one.index)}).rename(index={0: s}, level="seed") for s, d in enumerate((0.0, 0.001, -0.002))])
     claims = adversarial_training.decide_claims(adversarial_training.orderings(three),
                                                 adversarial_training.summary(three))
     assert set(verdicts(claims).values()) == {"holds"}

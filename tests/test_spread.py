@@ -47,3 +47,24 @@ def test_the_spread_widens_a_tolerance_only_where_it_is_wider():
     with pytest.raises(paper.PaperMismatch, match="softmax2"):
         paper.compare_with_paper(spread.replicate_means(far), "Table 1", paper.Tolerance(1.5), profile="test",
                                  spread=spread.replicate_sd(far))
+
+
+def test_a_paired_ordering_by_hand():
+    from intriguing.spread import paired_ordering
+
+    seeds = pd.Index([0, 1, 2, 3])
+    lower, higher = pd.Series([1.0, 2.0, 3.0, 4.0], index=seeds), pd.Series([2.0, 2.5, 4.0, 4.5], index=seeds)
+    # differences −1, −0.5, −1, −0.5: mean −0.75, sd 0.2887, t = −0.75 / (0.2887 / 2) = −5.196, 3 df: p = 0.0138
+    found = paired_ordering(lower, higher)
+    assert found["t"] == pytest.approx(-5.196, abs=1e-3) and found["p-value"] == pytest.approx(0.0138, abs=1e-4)
+    assert found["verdict"] == "holds" and found["seeds"] == 4
+    assert paired_ordering(higher, lower)["verdict"] == "reversed"
+    assert paired_ordering(lower, higher, level=0.01)["verdict"] == "not resolved"
+    constant = paired_ordering(lower, lower + 1.0)
+    assert constant["t"] == float("-inf") and constant["p-value"] == 0 and constant["verdict"] == "holds"
+    same = paired_ordering(lower, lower)
+    assert same["p-value"] == 1 and same["verdict"] == "not resolved"
+    one = paired_ordering(lower.iloc[:1], higher)  # only seed 0 pairs up
+    assert one["seeds"] == 1 and one["test"] == "one seed: no test" and one["verdict"] == "not resolved"
+    with pytest.raises(ValueError, match="level must lie in"):
+        paired_ordering(lower, higher, level=1.5)

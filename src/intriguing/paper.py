@@ -459,27 +459,28 @@ CLAIMS: tuple[Claim, ...] = (
           "A 100-100-10 network trained with pools of adversarial examples at every layer reaches a lower test "
           "error (below 1.2 %) than weight decay alone (1.6 %) or dropout (about 1.3 %).",
           "adversarial_training",
-          "Test error over seeds of the pools at every layer, weight decay and dropout variants; the "
-          "difference of means against its standard error (z).",
-          "Two orderings (pools < weight decay, pools < dropout), each a case that holds at z ≤ −2, fails at "
-          "z ≥ 2 and is not resolved otherwise (or with one seed); holds if both hold, fails if both fail, "
-          "not resolved if neither is resolved, mixed otherwise."),
+          "Test error over seeds of the pools at every layer, weight decay and dropout variants, paired by "
+          "seed (the variants of a seed share their initial weights and minibatch order).",
+          "Two orderings (pools < weight decay, pools < dropout), each a case decided by a two-sided paired "
+          "t-test at level 0.05: it holds when significantly lower, fails when significantly higher, and is "
+          "not resolved otherwise (or with one seed); holds if both hold, fails if both fail, not resolved if "
+          "neither is resolved, mixed otherwise."),
     Claim("dropout-beats-weight-decay", "§4.2",
           "Carefully applied dropout lowers the test error of the 100-100-10 network below that of weight "
           "decay alone.",
           "adversarial_training",
-          "Test error over seeds of the dropout and weight decay variants; the difference of means against its "
-          "standard error (z).",
-          "One ordering (dropout < weight decay): holds at z ≤ −2, fails at z ≥ 2, not resolved otherwise "
-          "(or with one seed)."),
+          "Test error over seeds of the dropout and weight decay variants, paired by seed.",
+          "One ordering (dropout < weight decay), decided by a two-sided paired t-test at level 0.05: holds "
+          "when significantly lower, fails when significantly higher, not resolved otherwise (or with one "
+          "seed)."),
     Claim("higher-layers-more-useful", "§4.2",
           "Adversarial examples made at the higher layers help training more than those made at the input.",
           "adversarial_training",
           "Test error over seeds of the pool at hidden layer 2 and at hidden layer 1, each against the pool at "
-          "the input; the difference of means against its standard error (z).",
-          "Two orderings (hidden 2 < input, hidden 1 < input), each a case that holds at z ≤ −2, fails at "
-          "z ≥ 2 and is not resolved otherwise; combined as for adversarial-training-improves. Lower error is "
-          "read as more useful, whether or not the pools beat weight decay."),
+          "the input, paired by seed.",
+          "Two orderings (hidden 2 < input, hidden 1 < input), each a case decided by a two-sided paired "
+          "t-test at level 0.05; combined as for adversarial-training-improves. Lower error is read as more "
+          "useful, whether or not the pools beat weight decay."),
     Claim("first-layer-unstable", "§4.3, Table 5",
           "A network can already be unstable at its first layer: that layer's operator norm lets it magnify a "
           "small perturbation.",
