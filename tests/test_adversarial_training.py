@@ -9,7 +9,9 @@ from intriguing.adversarial_training import (
     AdversarialPool,
     AdversarialTrainingSettings,
     NetworkAbove,
+    StackedSigmoidMLP,
     adversarial_fit,
+    adversarial_fit_many,
     fast_gradient_sign,
     layer_adversarial,
     layer_output,
@@ -180,7 +182,7 @@ def test_a_fast_gradient_sign_example_lies_in_the_epsilon_ball_and_the_box_and_r
         assert adversarial.min() >= 0 and adversarial.max() <= 1
     loss = torch.nn.functional.cross_entropy
     assert loss(model(adversarial), data.labels) > loss(model(x), data.labels)  # one signed step uphill
-    with pytest.raises(ValueError, match="3 labels for 64 images"):
+    with pytest.raises(ValueError, match=r"labels of shape \(3,\) for logits of shape \(64, 10\)"):
         fast_gradient_sign(model, x, data.labels[:3], 0.1)
 
 
@@ -199,3 +201,54 @@ def test_fast_gradient_sign_training_is_a_control_without_pools_and_differs_from
         AdversarialTrainingSettings(fgsm_epsilon=0.1, pool_layers=(0,))
     with pytest.raises(ValueError, match="fgsm_epsilon must lie in"):
         AdversarialTrainingSettings(fgsm_epsilon=2.0)
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"dropout_input": 0.2, "dropout_hidden": 0.3},
+    {"pool_layers": (0, 2), "pool_size": 12, "refresh_every": 2, "search": SearchSettings(c_steps=2, max_iter=5)},
+    {"fgsm_epsilon": 0.1},
+], ids=["plain", "dropout", "pools", "fgsm"])
+def test_networks_trained_together_equal_the_same_networks_trained_one_by_one(changes):
+    data, seeds = images_and_labels(80), [3, 5, 8]
+    settings = AdversarialTrainingSettings(epochs=3, pool_start=1, batch_size=16, lr=1e-2, **changes)
+    initial = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        initial.append(SigmoidMLP((8, 6)).state_dict())
+
+    def fresh() -> list[SigmoidMLP]:
+        models = [SigmoidMLP((8, 6)) for _ in seeds]
+        for model, state in zip(models, initial):
+            model.load_state_dict(state)
+        return models
+
+    alone = fresh()
+    curves_alone = [adversarial_fit(model, data, settings, weight_decay=(1e-4,) * 3, seed=seed, evaluation=data,
+                                    progress=False) for model, seed in zip(alone, seeds)]
+    together = fresh()
+    curves_together = adversarial_fit_many(together, data, settings, weight_decay=(1e-4,) * 3, seeds=seeds,
+                                           evaluation=data, progress=False)
+    for a, b, ca, cb in zip(alone, together, curves_alone, curves_together):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(p, q, atol=1e-5), (p - q).abs().max()
+        assert ca.train_loss == pytest.approx(cb.train_loss, rel=1e-5)
+        assert ca.test_error == cb.test_error and ca.refreshes == cb.refreshes
+        assert [r["replaced"] for r in ca.refresh_log] == [r["replaced"] for r in cb.refresh_log]
+    assert not torch.equal(together[0].layers[0].weight, together[1].layers[0].weight)  # each its own seed
+
+
+def test_a_stack_keeps_each_networks_weights_and_rejects_networks_of_other_shapes():
+    models = [SigmoidMLP((8, 6)) for _ in range(3)]
+    stack = StackedSigmoidMLP(models)
+    assert len(stack) == 3 and stack.weights[0].shape == (3, 8, 784)
+    x = torch.rand(3, 5, 1, 28, 28)
+    logits = stack.forward_from(x.flatten(2), 0)
+    for i, model in enumerate(models):
+        assert torch.allclose(logits[i], model(x[i]), atol=1e-6)
+        assert torch.equal(stack.network(i).layers[0].weight, model.layers[0].weight)
+    with pytest.raises(ValueError, match="share their layer shapes"):
+        StackedSigmoidMLP([SigmoidMLP((8, 6)), SigmoidMLP((8, 7))])
+    with pytest.raises(ValueError, match="2 seeds for 3 networks"):
+        adversarial_fit_many(models, images_and_labels(16), AdversarialTrainingSettings(epochs=1, pool_start=0),
+                             weight_decay=(0.0,) * 3, seeds=[0, 1], progress=False)

@@ -30,3 +30,13 @@ def test_batching_benchmark_reports_ratios_and_no_change_in_results(tiny, capsys
     # kernels by 1.6e-2 (one example by 14 %). The bound leaves room for a rare float64 difference that survives.
     assert out["pieces_mean_change"] < 1e-4 and out["targets_mean_change"] < 1e-4
     assert "ratio" in capsys.readouterr().out
+
+
+def test_stacked_training_benchmark_reports_speed_and_that_stacking_changes_no_network(tiny, capsys):
+    spec = importlib.util.spec_from_file_location("stacked_training", SCRIPT.with_name("stacked_training.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--profile", "tiny", "--networks", "2", "--epochs", "1"])
+    assert out["speedup"] > 0 and out["networks_per_second_together"] > 0
+    assert out["largest_weight_difference"] < 1e-4  # float rounding only
+    assert "speed-up (one at a time / together)" in capsys.readouterr().out

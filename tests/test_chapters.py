@@ -225,3 +225,27 @@ def test_adversarial_training_is_compared_with_the_paper_within_three_sd_of_its_
     one.loc["dropout", "test error"] = 1.3 + smoke.error_tolerance_pp + 0.1
     with pytest.raises(paper.PaperMismatch, match="dropout"):
         chapter.compare_paper(one, smoke)
+
+
+def test_a_variants_missing_seeds_are_trained_together_and_stored_one_by_one(isolated_cache, tiny, monkeypatch):
+    from intriguing.adversarial_training import AdversarialTrainingSettings
+    from intriguing.chapters import adversarial_training as chapter
+    from intriguing.data import Split
+
+    gen = torch.Generator().manual_seed(0)
+    train = Split(torch.rand(48, 1, 28, 28, generator=gen), torch.randint(0, 10, (48,), generator=gen))
+    settings = AdversarialTrainingSettings(epochs=1, pool_start=0, batch_size=16, lr=1e-2)
+    trained_together = []
+    real = chapter.adversarial_fit_many
+
+    def counting(models, data, s, *, seeds, **kwargs):
+        trained_together.append(list(seeds))
+        return real(models, data, s, seeds=seeds, progress=False, **{k: v for k, v in kwargs.items() if k != "progress"})
+
+    monkeypatch.setattr(chapter, "adversarial_fit_many", counting)
+    first = chapter._train("weight decay", settings, train, tiny, [0, 1], {})
+    again = chapter._train("weight decay", settings, train, tiny, [1, 2], {})
+    assert trained_together == [[0, 1], [2]]  # seed 1 came from the cache
+    assert torch.equal(first[1].model.layers[0].weight, again[0].model.layers[0].weight)
+    assert not torch.equal(first[0].model.layers[0].weight, first[1].model.layers[0].weight)
+    assert len(first[0].test_error) == 1 and first[0].refresh_log == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -29,8 +30,9 @@ from .data import Split, check_split
 from .hardware import device
 from .models import SigmoidMLP
 
-__all__ = ["FGSM_CLEAN_WEIGHT", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove", "TrainingCurve",
-           "adversarial_fit", "fast_gradient_sign", "forward_from", "layer_adversarial", "layer_output", "refresh_record"]
+__all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove",
+           "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit", "adversarial_fit_many", "fast_gradient_sign",
+           "forward_from", "layer_adversarial", "layer_output", "refresh_record"]
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,8 @@ def _check_layer(model: SigmoidMLP, k: int) -> None:
         raise ValueError(f"layer {k} does not exist: the network has the input (0) and {hidden} hidden layer(s)")
 
 
-def forward_from(model: SigmoidMLP, h: Tensor, k: int, *, dropout_hidden: float = 0.0) -> Tensor:
-    """The logits of the network above layer ``k`` for layer-k outputs ``h`` (N, ...) -> (N, 10),
-    with dropout on the hidden outputs above k when ``dropout_hidden`` > 0."""
+def forward_from(model: SigmoidMLP, h: Tensor, k: int) -> Tensor:
+    """The logits of the network above layer ``k`` for layer-k outputs ``h`` (N, ...) -> (N, 10)."""
     _check_layer(model, k)
     linears = _layers(model)
     out = h.flatten(1)
@@ -151,8 +152,6 @@ def forward_from(model: SigmoidMLP, h: Tensor, k: int, *, dropout_hidden: float 
         out = linear(out)
         if i < len(linears) - 1:
             out = torch.sigmoid(out)
-            if dropout_hidden:
-                out = F.dropout(out, dropout_hidden, training=True)
     return out
 
 
@@ -202,23 +201,25 @@ FGSM_CLEAN_WEIGHT = 0.5
 """α, the clean loss's weight in fast-gradient-sign training (Goodfellow, Shlens & Szegedy 2015, §6)."""
 
 
-def fast_gradient_sign(model: nn.Module, images: Tensor, labels: Tensor, epsilon: float) -> Tensor:
+def fast_gradient_sign(model: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor, epsilon: float) -> Tensor:
     """clip(x + ε·sign ∇ₓ CE(model(x), label), 0, 1): the fast-gradient-sign example of each image.
 
     Args:
-        model: maps (N, ...) images to (N, classes) logits; used as it is (train or eval mode).
-        images: (N, ...) in [0, 1]; labels: (N,) true labels.
+        model: maps (N, ...) images to (N, classes) logits (or a stack of networks, (S, B, ...) images
+            to (S, B, classes): each example's sign is that of its own network's loss); used as it is.
+        images: (N, ...) in [0, 1]; labels: (N,) true labels ((S, B) for a stack).
         epsilon: the step, in pixel units, in [0, 1].
 
     Returns:
-        (N, ...) images in [0, 1], each within ε of its original in every pixel; no gradient.
+        Images shaped as ``images`` in [0, 1], each within ε of its original in every pixel; no gradient.
     """
     if not 0 <= epsilon <= 1:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
-    if len(labels) != len(images):
-        raise ValueError(f"{len(labels)} labels for {len(images)} images")
     x = images.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(F.cross_entropy(model(x), labels), x)
+    logits = model(x)
+    if tuple(labels.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"labels of shape {tuple(labels.shape)} for logits of shape {tuple(logits.shape)}")
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits.flatten(0, -2), labels.flatten()), x)
     return (x + epsilon * grad.sign()).clamp(0, 1).detach()
 
 
@@ -301,10 +302,87 @@ class TrainingCurve:
     refresh_log: list[dict[str, float]] = field(default_factory=list)
 
 
+class StackedSigmoidMLP(nn.Module):
+    """S sigmoid networks of one shape as one module: each layer's weights stacked (S, out, in) and
+    biases (S, out), so that one batched matrix product (``torch.baddbmm``) runs a layer of every
+    network at once. Built from S :class:`~intriguing.models.SigmoidMLP` (their weights copied);
+    :meth:`write_back` copies the trained weights back into them.
+    """
+
+    def __init__(self, models: list[SigmoidMLP]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("no network to stack")
+        shapes = {tuple(tuple(m.weight.shape) for m in _layers(model)) for model in models}
+        if len(shapes) != 1:
+            raise ValueError(f"stacked networks must share their layer shapes, got {sorted(shapes)}")
+        per_layer = list(zip(*(_layers(model) for model in models)))
+        self.weights = nn.ParameterList([nn.Parameter(torch.stack([m.weight.detach() for m in layer])) for layer in per_layer])
+        self.biases = nn.ParameterList([nn.Parameter(torch.stack([m.bias.detach() for m in layer])) for layer in per_layer])
+
+    def __len__(self) -> int:
+        return len(self.weights[0])
+
+    def forward_from(self, h: Tensor, k: int, masks: list[Tensor | None] | None = None) -> Tensor:
+        """Every network's logits from its layer-k outputs: (S, B, d_k) -> (S, B, 10). ``masks[j]``, if
+        given, multiplies hidden output j + 1 (dropout's scaled masks, (S, B, d))."""
+        out = h
+        last = len(self.weights) - 1
+        for j in range(k, last + 1):
+            out = torch.baddbmm(self.biases[j].unsqueeze(1), out, self.weights[j].transpose(1, 2))
+            if j < last:
+                out = torch.sigmoid(out)
+                if masks is not None and masks[j] is not None:
+                    out = out * masks[j]
+        return out
+
+    def network(self, i: int) -> SigmoidMLP:
+        """Network ``i`` as a :class:`~intriguing.models.SigmoidMLP` in eval mode, its weights copied now."""
+        hidden = tuple(w.shape[1] for w in self.weights)[:-1]
+        model = SigmoidMLP(hidden).to(self.weights[0].device)
+        with torch.no_grad():
+            for layer, w, b in zip(_layers(model), self.weights, self.biases):
+                layer.weight.copy_(w[i])
+                layer.bias.copy_(b[i])
+        return model.eval()
+
+    def write_back(self, models: list[SigmoidMLP]) -> None:
+        """Copy each network's weights into ``models`` (in stacking order)."""
+        with torch.no_grad():
+            for i, model in enumerate(models):
+                for layer, w, b in zip(_layers(model), self.weights, self.biases):
+                    layer.weight.copy_(w[i].to(layer.weight.device))
+                    layer.bias.copy_(b[i].to(layer.bias.device))
+
+
+DROPOUT_STREAM = 2**32
+"""Added to a network's seed to seed its dropout masks' generator, apart from its minibatch order and pools."""
+
+
+def _dropout_mask(shape: tuple[int, ...], p: float, generators: list[torch.Generator], dev: torch.device) -> Tensor:
+    """(S, *shape) inverted-dropout masks (0 or 1 / (1 − p)), network i's drawn from ``generators[i]``."""
+    keep = torch.stack([torch.rand(shape, generator=g) >= p for g in generators]).to(dev)
+    return keep.to(torch.float32) / (1 - p)
+
+
 def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainingSettings, *,
                     weight_decay: tuple[float, ...], seed: int, evaluation: Split | None = None,
                     progress: bool = True) -> TrainingCurve:
-    """Train ``model`` in place on minibatches of ``data``, mixing in examples of the pools.
+    """:func:`adversarial_fit_many` for one network: see there."""
+    return adversarial_fit_many([model], data, settings, weight_decay=weight_decay, seeds=[seed],
+                                evaluation=evaluation, progress=progress)[0]
+
+
+def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: AdversarialTrainingSettings, *,
+                         weight_decay: tuple[float, ...], seeds: list[int], evaluation: Split | None = None,
+                         progress: bool = True) -> list[TrainingCurve]:
+    """Train ``models`` in place on minibatches of ``data``, mixing in examples of their pools; all of
+    them at once, as one :class:`StackedSigmoidMLP`.
+
+    Each network's training is its own, as if trained alone: its seed draws its minibatch order, its
+    pools' images, targets and slots, and (from seed + :data:`DROPOUT_STREAM`) its dropout masks; its
+    pools are made against it alone. Stacking changes only how the arithmetic is batched, so a network
+    trained with others equals the same network trained alone to float rounding.
 
     Every step's loss is the clean minibatch's cross-entropy (with ``fgsm_epsilon``, weighted with that of
     its fast-gradient-sign examples, :func:`fast_gradient_sign`), plus that of ``mix`` pooled examples
@@ -313,94 +391,114 @@ def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainin
     ``refresh_share`` of its examples replaced by new ones made against the network as it is then.
 
     Args:
-        model: an untrained sigmoid network; left on the CPU in eval mode.
+        models: untrained sigmoid networks of one shape; left on the CPU in eval mode.
         data: training images (N, 1, 28, 28) in [0, 1] and labels (N,).
         settings: see :class:`AdversarialTrainingSettings`.
         weight_decay: λ for each weight layer, input side first.
-        seed: seeds the minibatch order, the pools' images and targets, and dropout.
+        seeds: one per network.
         evaluation: a labelled set whose error is recorded after every epoch.
         progress: show a progress bar.
 
     Returns:
-        A :class:`TrainingCurve`.
+        One :class:`TrainingCurve` per network (``seconds``: the wall time of the whole stack).
 
     Raises:
-        ValueError: invalid images or labels (NaN, outside [0, 1], one label per image), weight decay
-            or layers.
-        FloatingPointError: the loss became NaN or infinite; the message names the step.
+        ValueError: invalid images or labels (NaN, outside [0, 1], one label per image), weight decay,
+            layers, or a seed count other than the networks'.
+        FloatingPointError: a network's loss became NaN or infinite; the message names its seed and the step.
     """
     check_split(data, "the training data")
     if len(data) == 0:
         raise ValueError("cannot train on an empty set")
     if evaluation is not None:
         check_split(evaluation, "the evaluation set")
-    linears = _layers(model)
-    if len(weight_decay) != len(linears):
-        raise ValueError(f"{len(weight_decay)} weight-decay values for {len(linears)} weight layers")
+    if len(seeds) != len(models):
+        raise ValueError(f"{len(seeds)} seeds for {len(models)} networks")
+    n_layers = len(_layers(models[0])) if models else 0
+    if len(weight_decay) != n_layers:
+        raise ValueError(f"{len(weight_decay)} weight-decay values for {n_layers} weight layers")
     if not all(0 <= lam < math.inf for lam in weight_decay):
         raise ValueError(f"weight decay must be finite and non-negative, got {weight_decay}")
     for k in settings.pool_layers:
-        _check_layer(model, k)
+        _check_layer(models[0], k)
     dev = device()
-    model.to(dev)
-    images, labels = data.images.to(dev), data.labels.to(dev)
-    generator = torch.Generator().manual_seed(seed)
-    pool = AdversarialPool(settings.pool_layers, settings.pool_size)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    stack = StackedSigmoidMLP(models).to(dev)
+    n_nets = len(models)
+    images, labels = data.images.to(dev).flatten(1), data.labels.to(dev)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    dropout_generators = [torch.Generator().manual_seed(seed + DROPOUT_STREAM) for seed in seeds]
+    pools = [AdversarialPool(settings.pool_layers, settings.pool_size) for _ in models]
+    opt = torch.optim.Adam(stack.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
     per_layer = settings.pooled_per_layer()
-    whole = NetworkAbove(model, 0)  # flattened images -> logits, for the fast-gradient-sign examples
+    widths = [w.shape[1] for w in stack.weights]
+    pooled_weight = settings.mix / len(settings.pool_layers) if settings.pool_layers else 0.0
+
+    def masks(batch: int) -> list[Tensor | None]:
+        if not settings.dropout_hidden:
+            return [None] * len(widths)
+        return [_dropout_mask((batch, d), settings.dropout_hidden, dropout_generators, dev) for d in widths]
+
+    def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+        """(S, B, 10), (S, B) -> (S,): each network's mean cross-entropy."""
+        return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(1)
+
     if evaluation is not None:
-        eval_images, eval_labels = evaluation.images.to(dev), evaluation.labels.to(dev)
-    curve = TrainingCurve([], [], [], 0, 0.0)
+        eval_images, eval_labels = evaluation.images.to(dev).flatten(1), evaluation.labels.to(dev)
+    curves = [TrainingCurve([], [], [], 0, 0.0) for _ in models]
     start, step = time.perf_counter(), 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for epoch in tqdm(range(settings.epochs), desc="adversarial training", disable=not progress, leave=False):
-            order = torch.randperm(len(data), generator=generator).to(dev)
-            # summed on the device: reading the loss every step would sync a GPU hundreds of times per epoch
-            total = torch.zeros((), dtype=torch.float64, device=dev)
-            first_bad = torch.full((), -1, dtype=torch.int64, device=dev)  # the first step with a non-finite loss
-            pooling = per_layer and epoch >= settings.pool_start
-            for batch in order.split(settings.batch_size):
-                if pooling and (not pool.inputs or step % settings.refresh_every == 0):
-                    model.eval()
-                    made = pool.refresh(model, data, settings.refresh_share, generator, settings.search)
-                    curve.refresh_log += [{"step": step, "epoch": epoch, "layer": k, **record}
-                                          for k, record in made.items()]
-                    curve.refreshes += 1
-                model.train()
-                x = images[batch].flatten(1)
-                if settings.dropout_input:
-                    x = F.dropout(x, settings.dropout_input, training=True)
-                loss = F.cross_entropy(forward_from(model, x, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
-                total += loss.detach().double() * len(batch)
-                if settings.fgsm_epsilon:
-                    x_fgsm = fast_gradient_sign(whole, x, labels[batch], settings.fgsm_epsilon)
-                    loss = FGSM_CLEAN_WEIGHT * loss + (1 - FGSM_CLEAN_WEIGHT) * F.cross_entropy(
-                        forward_from(model, x_fgsm, 0, dropout_hidden=settings.dropout_hidden), labels[batch])
-                for k in settings.pool_layers if pooling else ():
-                    h, y = pool.sample(k, per_layer, generator)
-                    logits = forward_from(model, h, k, dropout_hidden=settings.dropout_hidden)
-                    loss = loss + settings.mix / len(settings.pool_layers) * F.cross_entropy(logits, y)
-                loss = loss + sum(0.5 * lam * layer.weight.pow(2).sum() for lam, layer in zip(weight_decay, linears))
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-            if first_bad.item() >= 0:  # checked once an epoch: reading it every step would sync a GPU
-                raise FloatingPointError(f"adversarial training: the loss is not finite at minibatch step "
-                                         f"{first_bad.item()} (epoch {epoch + 1}); lower lr (now {settings.lr})")
-            schedule.step()
-            model.eval()
+    for epoch in tqdm(range(settings.epochs), desc="adversarial training", disable=not progress, leave=False):
+        orders = torch.stack([torch.randperm(len(data), generator=g) for g in generators]).to(dev)
+        # summed on the device: reading the loss every step would sync a GPU hundreds of times per epoch
+        total = torch.zeros(n_nets, dtype=torch.float64, device=dev)
+        first_bad = torch.full((n_nets,), -1, dtype=torch.int64, device=dev)  # each network's first non-finite step
+        pooling = per_layer and epoch >= settings.pool_start
+        for batch in orders.split(settings.batch_size, dim=1):
+            if pooling and (not pools[0].inputs or step % settings.refresh_every == 0):
+                for i, (pool, g) in enumerate(zip(pools, generators)):
+                    made = pool.refresh(stack.network(i), data, settings.refresh_share, g, settings.search)
+                    curves[i].refresh_log += [{"step": step, "epoch": epoch, "layer": k, **record}
+                                              for k, record in made.items()]
+                    curves[i].refreshes += 1
+            x, y = images[batch], labels[batch]  # (S, B, 784), (S, B)
+            if settings.dropout_input:
+                x = x * _dropout_mask(tuple(x.shape[1:]), settings.dropout_input, dropout_generators, dev)
+            loss = cross_entropy(stack.forward_from(x, 0, masks(x.shape[1])), y)
+            total += loss.detach().double() * x.shape[1]
+            if settings.fgsm_epsilon:
+                x_fgsm = fast_gradient_sign(lambda z: stack.forward_from(z, 0), x, y, settings.fgsm_epsilon)
+                loss = FGSM_CLEAN_WEIGHT * loss + (1 - FGSM_CLEAN_WEIGHT) * cross_entropy(
+                    stack.forward_from(x_fgsm, 0, masks(x.shape[1])), y)
+            for k in settings.pool_layers if pooling else ():
+                sampled = [pool.sample(k, per_layer, g) for pool, g in zip(pools, generators)]
+                h, h_labels = torch.stack([s[0] for s in sampled]), torch.stack([s[1] for s in sampled])
+                loss = loss + pooled_weight * cross_entropy(stack.forward_from(h, k, masks(per_layer)), h_labels)
+            loss = loss + sum(0.5 * lam * w.pow(2).sum((1, 2)) for lam, w in zip(weight_decay, stack.weights))
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+            step += 1
+        bad = first_bad.tolist()  # checked once an epoch: reading it every step would sync a GPU
+        for seed, at in zip(seeds, bad):
+            if at >= 0:
+                raise FloatingPointError(f"adversarial training (seed {seed}): the loss is not finite at minibatch "
+                                         f"step {at} (epoch {epoch + 1}); lower lr (now {settings.lr})")
+        schedule.step()
+        means = (total / len(data)).tolist()
+        if evaluation is not None:
+            with torch.no_grad():
+                logits = stack.forward_from(eval_images.expand(n_nets, *eval_images.shape), 0)
+                errors = (100 * (logits.argmax(2) != eval_labels).double().mean(1)).tolist()
+        for i, curve in enumerate(curves):
             curve.epochs.append(epoch + 1)
-            curve.train_loss.append(total.item() / len(data))
+            curve.train_loss.append(means[i])
             if evaluation is not None:
-                with torch.no_grad():
-                    wrong = model(eval_images).argmax(1) != eval_labels
-                curve.test_error.append(100 * wrong.double().mean().item())
-    model.cpu().eval()
-    curve.seconds = time.perf_counter() - start
-    return curve
+                curve.test_error.append(errors[i])
+    stack.write_back(models)
+    seconds = time.perf_counter() - start
+    for model, curve in zip(models, curves):
+        model.cpu().eval()
+        curve.seconds = seconds
+    return curves

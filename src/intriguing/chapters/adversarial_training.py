@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import cache, paper, plots
-from ..adversarial_training import AdversarialTrainingSettings, adversarial_fit
+from ..adversarial_training import AdversarialTrainingSettings, adversarial_fit_many
 from ..artifacts import attacked_images, training_split
 from ..attacks import min_distortion_attack
 from ..data import Split, load_mnist
@@ -27,7 +26,7 @@ __all__ = ["CLAIMS", "DROPOUT_TRIED", "LEVEL", "ORDERINGS", "VARIANTS", "check_o
            "compare_paper", "decide_claims", "error_curves", "orderings", "pool_search_cost", "pooled_settings",
            "results", "summary", "tuning"]
 
-FORMAT = 1  # bump to retrain every variant after a change to how they are trained
+FORMAT = 2  # bump to retrain every variant after a change to how they are trained (2: trained seeds together)
 HIDDEN = (100, 100)
 VARIANTS = {
     "weight decay": (),
@@ -66,30 +65,43 @@ LEVEL = 0.05
 
 @dataclass
 class TrainedVariant:
-    """One network of a variant: the model, its test error (%) after each epoch, its training time."""
+    """One network of a variant: the model, its test error (%) after each epoch, its training time (of
+    the networks trained together with it), and its pools' refreshes
+    (:attr:`intriguing.adversarial_training.TrainingCurve.refresh_log`)."""
 
     model: SigmoidMLP
     test_error: list[float]
     seconds: float
+    refresh_log: list[dict[str, float]]
 
 
-def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, profile: Profile, seed: int,
-           selection: dict[str, object]) -> TrainedVariant:
-    """One network of a variant, trained or loaded from the cache."""
-    key = {"format": FORMAT, "hidden": HIDDEN, "weight_decay": FC_DECAY, "settings": settings.key(), "seed": seed,
-           "train_subset": profile.train_subset, **selection}
-
-    def compute() -> dict[str, Any]:
-        torch.manual_seed(seed)
+def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, profile: Profile, seeds: list[int],
+           selection: dict[str, object]) -> list[TrainedVariant]:
+    """The networks of one variant, one per seed, loaded from the cache; those missing are trained
+    together (:func:`intriguing.adversarial_training.adversarial_fit_many`) and stored one by one."""
+    keys = {seed: {"format": FORMAT, "hidden": HIDDEN, "weight_decay": FC_DECAY, "settings": settings.key(),
+                   "seed": seed, "train_subset": profile.train_subset, **selection} for seed in seeds}
+    names = {seed: f"{variant}-seed{seed}".replace(" ", "_") for seed in seeds}
+    records = {seed: cache.lookup("adversarial-training", names[seed], keys[seed]) for seed in seeds}
+    missing = [seed for seed in seeds if records[seed] is cache.MISSING]
+    if missing:
+        cache.check_writable("adversarial-training")
+        models = []
+        for seed in missing:
+            torch.manual_seed(seed)
+            models.append(SigmoidMLP(HIDDEN))
+        curves = adversarial_fit_many(models, train, settings, weight_decay=FC_DECAY, seeds=missing,
+                                      evaluation=load_mnist("test"))
+        for seed, model, curve in zip(missing, models, curves):
+            records[seed] = {"state_dict": model.state_dict(), "curve": asdict(curve)}
+            cache.store("adversarial-training", names[seed], keys[seed], records[seed])
+    trained = []
+    for seed in seeds:
         model = SigmoidMLP(HIDDEN)
-        curve = adversarial_fit(model, train, settings, weight_decay=FC_DECAY, seed=seed,
-                                evaluation=load_mnist("test"))
-        return {"state_dict": model.state_dict(), "curve": asdict(curve)}
-
-    record = cache.cached("adversarial-training", f"{variant}-seed{seed}".replace(" ", "_"), key, compute)
-    model = SigmoidMLP(HIDDEN)
-    model.load_state_dict(record["state_dict"])
-    return TrainedVariant(model.eval(), record["curve"]["test_error"], record["curve"]["seconds"])
+        model.load_state_dict(records[seed]["state_dict"])
+        curve = records[seed]["curve"]
+        trained.append(TrainedVariant(model.eval(), curve["test_error"], curve["seconds"], curve.get("refresh_log", [])))
+    return trained
 
 
 def tuning(profile: Profile | str | None = None) -> pd.DataFrame:
@@ -109,7 +121,7 @@ def tuning(profile: Profile | str | None = None) -> pd.DataFrame:
         for p_in, p_hidden in DROPOUT_TRIED:
             settings = replace(profile.adversarial_training, pool_layers=(), lr=lr, dropout_input=p_in,
                                dropout_hidden=p_hidden)
-            net = _train("tuning", settings, fit, profile, 0, {"held_out": held})
+            (net,) = _train("tuning", settings, fit, profile, [0], {"held_out": held})
             rows.append({"lr": lr, "input dropout": p_in, "hidden dropout": p_hidden,
                          "held-out error (%)": 100 * error_rate(net.model, check)})
     return pd.DataFrame(rows)
@@ -163,8 +175,7 @@ def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = N
     rows = []
     for variant in VARIANTS:
         settings = _settings(variant, profile, tuned)
-        for seed in range(profile.adversarial_seeds):
-            net = _train(variant, settings, train, profile, seed, {})
+        for seed, net in enumerate(_train(variant, settings, train, profile, list(range(profile.adversarial_seeds)), {})):
             attack = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
                                            settings=profile.search, progress=False)
             rows.append({"variant": variant, "seed": seed, "test error": 100 * error_rate(net.model, test),
@@ -231,7 +242,8 @@ def pool_search_cost(profile: Profile | str | None = None, tuned: pd.DataFrame |
     same attacked test images: mean distortion, success and seconds per 1000 examples."""
     profile = get_profile(profile)
     settings = _settings("weight decay", profile, tuning(profile) if tuned is None else tuned)
-    model = _train("weight decay", settings, training_split("train", profile), profile, 0, {}).model
+    seeds = list(range(profile.adversarial_seeds))  # as results() trains them: together, the first one used here
+    model = _train("weight decay", settings, training_split("train", profile), profile, seeds, {})[0].model
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = {}
     for name, search in (("the pools' search", settings.search), ("the book's search", profile.search)):
