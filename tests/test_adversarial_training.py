@@ -16,6 +16,8 @@ from intriguing.adversarial_training import (
     layer_adversarial,
     layer_output,
     refresh_record,
+    resize_perturbations,
+    runner_up_targets,
 )
 from intriguing.attacks import AttackResult, SearchSettings, random_targets
 from intriguing.data import Split, load_mnist
@@ -252,3 +254,53 @@ def test_a_stack_keeps_each_networks_weights_and_rejects_networks_of_other_shape
     with pytest.raises(ValueError, match="2 seeds for 3 networks"):
         adversarial_fit_many(models, images_and_labels(16), AdversarialTrainingSettings(epochs=1, pool_start=0),
                              weight_decay=(0.0,) * 3, seeds=[0, 1], progress=False)
+
+
+def test_the_runner_up_target_is_the_highest_wrong_logit():
+    model, data = sharp_network(), load_mnist("test").subset(slice(0, 40))
+    targets = runner_up_targets(model, data.images, data.labels)
+    logits = model(data.images).detach()
+    assert (targets != data.labels).all()
+    for i in range(40):
+        ranked = [c for c in logits[i].argsort(descending=True).tolist() if c != data.labels[i]]
+        assert targets[i] == ranked[0]
+
+
+def test_perturbations_are_resized_as_asked_and_a_failed_search_stays_clean():
+    clean = torch.full((3, 100), 0.5)
+    delta = torch.zeros(3, 100)
+    delta[0, :10] = 0.2  # RMS 0.2 * √0.1 = 0.0632
+    delta[1, :10] = 0.05  # RMS 0.0158
+    adversarial = clean + delta  # example 2: no perturbation (a failed search)
+    rms = lambda x: (x - clean).pow(2).mean(1).sqrt()  # noqa: E731
+    fixed = resize_perturbations(clean, adversarial, "fixed", 0.03)
+    assert rms(fixed)[:2].tolist() == pytest.approx([0.03, 0.03]) and torch.equal(fixed[2], clean[2])
+    capped = resize_perturbations(clean, adversarial, "cap", 0.03)
+    assert rms(capped).tolist() == pytest.approx([0.03, 0.0158, 0.0], abs=1e-4)
+    assert torch.equal(capped[1], adversarial[1])  # smaller than the cap: as found
+    assert resize_perturbations(clean, adversarial, "fixed", 5.0).max() <= 1  # clipped to the box
+    with pytest.raises(ValueError, match="unknown scaling"):
+        resize_perturbations(clean, adversarial, "as found", 0.03)
+
+
+def test_a_refresh_with_runner_up_targets_and_fixed_size_fills_the_pool_at_that_size():
+    model, data = sharp_network(), load_mnist("test").subset(slice(0, 30))
+    pool, gen = AdversarialPool((1,), size=30), torch.Generator().manual_seed(0)
+    made = pool.refresh(model, data, 1.0, gen, SEARCH, target="runner-up", scaling="fixed", distortion=0.02)
+    assert made[1]["replaced"] == 30 and made[1]["success"] == 1  # found at a median RMS of 0.18, then rescaled
+    clean = layer_output(model, data.images, 1).detach()
+    nearest = torch.cdist(pool.inputs[1], clean).min(1).values / 16 ** 0.5  # RMS distance to the closest clean output
+    assert torch.allclose(nearest, torch.full_like(nearest, 0.02), atol=1e-4)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"pool_target": "nearest"}, "unknown pool_target"),
+    ({"pool_scaling": "shrink"}, "unknown pool_scaling"),
+    ({"pool_scaling": "cap"}, "needs a finite positive pool_distortion"),
+    ({"pool_distortion": 0.1}, "needs a finite positive pool_distortion"),
+])
+def test_pool_readings_are_checked(changes, message):
+    with pytest.raises(ValueError, match=message):
+        AdversarialTrainingSettings(**changes)
+    reading = AdversarialTrainingSettings(pool_target="runner-up", pool_scaling="fixed", pool_distortion=0.1)
+    assert reading.key()["pool_scaling"] == "fixed" and "pool_target" not in AdversarialTrainingSettings().key()

@@ -31,8 +31,15 @@ from .hardware import device
 from .models import SigmoidMLP
 
 __all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove",
-           "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit", "adversarial_fit_many", "fast_gradient_sign",
-           "forward_from", "layer_adversarial", "layer_output", "refresh_record"]
+           "POOL_SCALINGS", "POOL_TARGETS", "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit",
+           "adversarial_fit_many", "fast_gradient_sign", "forward_from", "layer_adversarial", "layer_output",
+           "refresh_record", "resize_perturbations", "runner_up_targets"]
+
+
+POOL_TARGETS = ("random", "runner-up")
+"""The pools' target choices (:attr:`AdversarialTrainingSettings.pool_target`)."""
+POOL_SCALINGS = ("as found", "cap", "fixed")
+"""The pools' example sizes (:attr:`AdversarialTrainingSettings.pool_scaling`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,13 @@ class AdversarialTrainingSettings:
         search: the search that makes the pool's examples (cheaper than the chapters' own, and in
             float32: the pools need no independence from the batch, and they are this training's
             main cost).
+        pool_target: the pools' targets: ``"random"`` (a uniformly random wrong label) or
+            ``"runner-up"`` (the wrong label the network ranks highest, a cheap stand-in for the
+            nearest, which would cost nine searches).
+        pool_scaling: the pools' example size: ``"as found"``, ``"cap"`` (a perturbation larger than
+            ``pool_distortion`` RMS shrunk to it) or ``"fixed"`` (every perturbation rescaled to
+            ``pool_distortion`` RMS, as Table 4 amplifies), clipped to [0, 1].
+        pool_distortion: the RMS size of ``"cap"`` and ``"fixed"``, in the layer's units.
         fgsm_epsilon: with no pools, > 0 trains on fast-gradient-sign examples instead (Goodfellow,
             Shlens & Szegedy 2015, §6): each step's loss is α·CE(x) + (1 − α)·CE(clip(x + ε·sign ∇ₓCE)),
             ε this value (pixels in [0, 1]), α :data:`FGSM_CLEAN_WEIGHT`. 0: none.
@@ -74,6 +88,9 @@ class AdversarialTrainingSettings:
     dropout_hidden: float = 0.0
     search: SearchSettings = field(default_factory=lambda: SearchSettings(c_steps=4, max_iter=20,
                                                                                    network_precision="float32"))
+    pool_target: str = "random"
+    pool_scaling: str = "as found"
+    pool_distortion: float = 0.0
     fgsm_epsilon: float = 0.0
 
     def __post_init__(self) -> None:
@@ -96,6 +113,13 @@ class AdversarialTrainingSettings:
         if self.pool_layers and self.mix > 0 and self.pooled_per_layer() == 0:  # mix 0 asks for none
             raise ValueError(f"mix {self.mix} gives no pooled example per minibatch: {self.mix} x {self.batch_size} "
                              f"clean images shared by {len(self.pool_layers)} pool(s) rounds to 0")
+        if self.pool_target not in POOL_TARGETS:
+            raise ValueError(f"unknown pool_target {self.pool_target!r}; choose one of {POOL_TARGETS}")
+        if self.pool_scaling not in POOL_SCALINGS:
+            raise ValueError(f"unknown pool_scaling {self.pool_scaling!r}; choose one of {POOL_SCALINGS}")
+        if (self.pool_scaling != "as found") != (0 < self.pool_distortion < math.inf):
+            raise ValueError(f"pool_scaling {self.pool_scaling!r} needs a finite positive pool_distortion, and only "
+                             f"it takes one; got {self.pool_distortion}")
         if not 0 <= self.fgsm_epsilon <= 1:
             raise ValueError(f"fgsm_epsilon must lie in [0, 1] (pixels lie in [0, 1]), got {self.fgsm_epsilon}")
         if self.fgsm_epsilon and self.pool_layers:
@@ -111,9 +135,11 @@ class AdversarialTrainingSettings:
 
     def describe(self) -> str:
         """A few short lines: the schedule, the pools, dropout, then the pools' search."""
+        size = "as found" if self.pool_scaling == "as found" else f"{self.pool_scaling} {self.pool_distortion:g} RMS"
         pools = (f"pools at layers {', '.join(map(str, self.pool_layers))} (0: the input), {self.pool_size:,} "
                  f"examples each from epoch {self.pool_start}\n{self.refresh_share:.0%} of each replaced every "
-                 f"{self.refresh_every} minibatches, {self.mix:g} pooled per clean example"
+                 f"{self.refresh_every} minibatches, {self.mix:g} pooled per clean example\n"
+                 f"{self.pool_target} targets, examples {size}"
                  if self.pool_layers else "no pools")
         if self.fgsm_epsilon:
             pools = (f"fast-gradient-sign examples at ε = {self.fgsm_epsilon:g}, weighted "
@@ -124,12 +150,14 @@ class AdversarialTrainingSettings:
                 f"the pools' search:\n{self.search.describe()}")
 
     def key(self) -> dict[str, object]:
-        """Every setting, as a cache key (without ``fgsm_epsilon`` when it is 0, the training as it was
-        before the field existed)."""
+        """Every setting, as a cache key (without the fields added later while they hold the value that
+        trains as before they existed: ``fgsm_epsilon``, ``pool_target``, ``pool_scaling``, ``pool_distortion``)."""
         fields = asdict(self)
         fields["search"] = self.search.key()
-        if not self.fgsm_epsilon:
-            del fields["fgsm_epsilon"]
+        for name, neutral in (("fgsm_epsilon", 0.0), ("pool_target", "random"), ("pool_scaling", "as found"),
+                              ("pool_distortion", 0.0)):
+            if fields[name] == neutral:
+                del fields[name]
         return fields
 
 
@@ -237,9 +265,11 @@ class AdversarialPool:
         self.labels: dict[int, Tensor] = {}
 
     def refresh(self, model: SigmoidMLP, data: Split, share: float, generator: torch.Generator,
-                settings: SearchSettings) -> dict[int, int]:
+                settings: SearchSettings, *, target: str = "random", scaling: str = "as found",
+                distortion: float = 0.0) -> dict[int, dict[str, float]]:
         """Replace ``share`` of each pool (all of an empty one) with examples made against ``model``
-        now, from random images of ``data`` towards random wrong targets.
+        now, from random images of ``data`` towards wrong targets chosen by ``target``, sized by
+        ``scaling`` and ``distortion`` (see :class:`AdversarialTrainingSettings`).
 
         Returns:
             Layer -> what the refresh made: ``replaced`` (how many), ``success`` (the share of
@@ -254,8 +284,14 @@ class AdversarialPool:
             pick = torch.randint(len(data), (n,), generator=generator)
             labels = data.labels[pick].cpu()
             targets = random_targets(labels, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            adversarial, result = layer_adversarial(model, data.images[pick].cpu(), targets, k, labels=labels,
-                                                    settings=settings)
+            images = data.images[pick].cpu()
+            if target == "runner-up":
+                targets = runner_up_targets(model, images, labels)
+            adversarial, result = layer_adversarial(model, images, targets, k, labels=labels, settings=settings)
+            if scaling != "as found":
+                with torch.no_grad():
+                    clean = layer_output(model.eval(), images.to(next(model.parameters()).device), k).cpu()
+                adversarial = resize_perturbations(clean, adversarial, scaling, distortion)
             dev = next(model.parameters()).device  # the pool lives where the network trains
             adversarial, labels = adversarial.to(dev), labels.to(dev)
             if not full:
@@ -270,6 +306,28 @@ class AdversarialPool:
         """``n`` random examples of layer ``k``'s pool, with their labels, on the pool's device."""
         pick = torch.randint(self.size, (n,), generator=generator).to(self.inputs[k].device)
         return self.inputs[k][pick], self.labels[k][pick]
+
+
+def runner_up_targets(model: SigmoidMLP, images: Tensor, labels: Tensor) -> Tensor:
+    """The wrong label each image's logits rank highest: (N, 1, 28, 28), (N,) -> (N,) int64."""
+    with torch.no_grad():
+        logits = model.eval()(images.to(next(model.parameters()).device)).cpu()
+    logits[torch.arange(len(labels)), labels] = -math.inf
+    return logits.argmax(1)
+
+
+def resize_perturbations(clean: Tensor, adversarial: Tensor, scaling: str, distortion: float) -> Tensor:
+    """Each perturbation x' − x of (N, d) layer outputs in [0, 1] resized to RMS ``distortion``: all of them
+    (``"fixed"``), or those larger (``"cap"``); then clipped to [0, 1]. A zero perturbation (a failed
+    search) stays zero."""
+    if scaling not in POOL_SCALINGS[1:]:
+        raise ValueError(f"unknown scaling {scaling!r}; choose one of {POOL_SCALINGS[1:]}")
+    delta = adversarial - clean
+    rms = delta.pow(2).mean(1, keepdim=True).sqrt()
+    factor = torch.where(rms > 0, distortion / rms.clamp_min(1e-30), torch.ones_like(rms))
+    if scaling == "cap":
+        factor = factor.clamp(max=1.0)
+    return (clean + factor * delta).clamp(0, 1)
 
 
 def refresh_record(result: AttackResult) -> dict[str, float]:
@@ -457,7 +515,9 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
         for batch in orders.split(settings.batch_size, dim=1):
             if pooling and (not pools[0].inputs or step % settings.refresh_every == 0):
                 for i, (pool, g) in enumerate(zip(pools, generators)):
-                    made = pool.refresh(stack.network(i), data, settings.refresh_share, g, settings.search)
+                    made = pool.refresh(stack.network(i), data, settings.refresh_share, g, settings.search,
+                                        target=settings.pool_target, scaling=settings.pool_scaling,
+                                        distortion=settings.pool_distortion)
                     curves[i].refresh_log += [{"step": step, "epoch": epoch, "layer": k, **record}
                                               for k, record in made.items()]
                     curves[i].refreshes += 1
