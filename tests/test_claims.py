@@ -185,3 +185,11 @@ def test_the_ledger_lists_every_claim_with_its_verdict_and_links_to_its_chapter(
     previous.write_text(json.dumps(results))
     kept = cli._results(previous, tmp_path / "no-events.jsonl", "full", ["cross_model"])
     assert {c["key"]: c["verdict"] for c in kept["claims"]}["cross-model-transfer"] == "holds"
+
+
+def test_a_displayed_table_shows_a_dash_never_nan_and_keeps_long_text_whole():
+    from intriguing import plots
+
+    frame = pd.DataFrame({"sd": [0.1234, float("nan")], "the claim": ["x" * 120, "y"]}, index=["a", "b"])
+    html = plots.table(frame).to_html()
+    assert "nan" not in html.lower() and plots.NOT_MEASURED in html and "0.123" in html and "x" * 120 in html

@@ -18,10 +18,12 @@ from torch import Tensor
 from .data import check_images
 
 if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
     from .train import FitLog
 
-__all__ = ["Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "image_grid", "loss_curves", "pairs_grid",
-           "show"]
+__all__ = ["NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "image_grid",
+           "loss_curves", "pairs_grid", "show", "table"]
 
 
 class Text(str):
@@ -53,6 +55,15 @@ def glue(name: str, value: Any) -> None:
     except ImportError:  # e.g. on Colab without Jupyter Book: the prose is not rendered there
         return
     myst_glue(name, value, display=False)
+
+
+NOT_MEASURED = "–"
+"""What a table shows where a number does not exist (an sd or a test with one seed): never "NaN"."""
+
+
+def table(frame: pd.DataFrame, digits: int = 3) -> Styler:
+    """``frame`` for display: numbers rounded to ``digits`` decimals, missing ones as :data:`NOT_MEASURED`."""
+    return frame.style.format(precision=digits, na_rep=NOT_MEASURED)
 
 
 def show(fig: Figure) -> None:
