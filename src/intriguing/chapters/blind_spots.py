@@ -217,7 +217,7 @@ def decide_claims(samples: pd.DataFrame, accuracy: pd.DataFrame, profile: Profil
     near = {name: bool(every_image[name] and ratio[name] <= 1 + profile.distortion_tolerance) for name in means.index}
     near_row = paper.decide(
         "adversarial-near-every-image", near,
-        f"success {samples['success (%)'].min():.0f} %-{samples['success (%)'].max():.0f} % over the six networks; "
+        f"success {_range(samples['success (%)'], '.1f')} % over the six networks' replicates; "
         f"mean distortion {ratio.min():.2f}× ({ratio.idxmin()}) to {ratio.max():.2f}× ({ratio.idxmax()}) the "
         f"paper's (allowed: {1 + profile.distortion_tolerance:.2f}×)")
     paper_accuracy = paper.FIGURES["figure7c_noise_accuracy_percent"]
@@ -231,3 +231,9 @@ def decide_claims(samples: pd.DataFrame, accuracy: pd.DataFrame, profile: Profil
         + ("all" if all(every_image[name] for name in FIGURE7_NETWORKS) else "not all")
         + " reached a wrong target (accuracy 0 %)")
     return paper.claims_table([near_row, noise_row])
+
+
+def _range(values: pd.Series, spec: str) -> str:
+    """``"a"`` when every value formats as ``a``, else ``"a-b"``."""
+    low, high = format(values.min(), spec), format(values.max(), spec)
+    return low if low == high else f"{low}-{high}"
