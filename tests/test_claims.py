@@ -149,12 +149,13 @@ def test_the_ordering_claims_with_one_seed_are_not_resolved_and_say_so_without_n
 def test_spectral_claims_count_each_image_and_each_first_layer():
     ok = AttackResult(adversarial=torch.zeros(3, 3, 4, 4), success=torch.tensor([True, True, True]),
                       distortion=torch.full((3,), 0.004), c=torch.ones(3))
-    largest = pd.DataFrame({"first layer's upper bound": [3.0, 0.5, 20.0]},
-                           index=["Conv", "N100-100-10", spectral.PAPERS_ALEXNET])
+    largest = pd.DataFrame({"first layer's upper bound": [3.0, 0.5, 0.4, 20.0]},
+                           index=["Conv", "EfficientNet-Lite0", "N100-100-10", spectral.PAPERS_ALEXNET])
     found = spectral.decide_claims(ok, largest, None)
     assert found.loc["adversarial-near-every-image-imagenet", "verdict"] == "holds"
     assert found.loc["first-layer-unstable", "verdict"] == "mixed"  # the paper's own row is not ours
-    assert found.loc["first-layer-unstable", "cases"] == "1 held, 1 failed"
+    assert found.loc["first-layer-unstable", "cases"] == "1 held, 1 failed"  # a fully connected network is no case
+    assert "0.40 (N100-100-10)" in found.loc["first-layer-unstable", "measurement"]
     far = AttackResult(adversarial=ok.adversarial, success=torch.tensor([True, False, True]),
                        distortion=torch.full((3,), 0.01), c=ok.c)
     found = spectral.decide_claims(far, largest.iloc[:1], None)

@@ -496,14 +496,14 @@ CLAIMS: tuple[Claim, ...] = (
           "t-test at level 0.05; combined as for adversarial-training-improves. Lower error is read as more "
           "useful, whether or not the pools beat weight decay."),
     Claim("first-layer-unstable", "§4.3, Table 5",
-          "A network can already be unstable at its first layer: that layer's operator norm lets it magnify a "
-          "small perturbation.",
+          "A convolutional network can already be unstable at its first layer: that layer's operator norm lets "
+          "it magnify a small perturbation.",
           "spectral",
           "The upper frame bound (largest singular value, by the Fourier formula for convolutions) of the first "
-          "layer of EfficientNet-Lite0 and of each MNIST network of the book; AlexNet's own where its weights "
-          "are present.",
-          "Per network, a case holds if its first layer's upper bound exceeds 1; holds if every network's does, "
-          "fails if none does, mixed otherwise."),
+          "layer of our convolutional networks, EfficientNet-Lite0 and the MNIST Conv, and of AlexNet's where its "
+          "weights are present; the fully connected networks' are shown beside them.",
+          "Per convolutional network, a case holds if its first layer's upper bound exceeds 1; holds if every "
+          "one's does, fails if none does, mixed otherwise."),
     Claim("table5-alexnet", "§4.3, Table 5",
           "AlexNet's eight layers have the lower and upper frame bounds of Table 5.",
           "spectral", "", "",

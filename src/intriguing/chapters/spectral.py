@@ -17,7 +17,7 @@ from ..imagenet import ImageSet, alexnet, efficientnet_lite0, imagenet_samples
 from ..models import NETWORKS
 from ..profiles import Profile, get_profile
 
-__all__ = ["CLAIMS", "LOW_RESOLUTION", "MNIST_NETWORKS", "OSTRICH", "PAPERS_ALEXNET", "accuracy_on_samples",
+__all__ = ["CLAIMS", "CONVOLUTIONAL", "LOW_RESOLUTION", "MNIST_NETWORKS", "OSTRICH", "PAPERS_ALEXNET", "accuracy_on_samples",
            "alexnet_table", "bounds_by_kind", "check_figure5", "check_formula", "decide_claims", "efficientnet_table",
            "figure5", "figure5_factors", "figure5_figure", "figure5_rounding", "formula_vs_operator",
            "largest_bounds", "mnist_table"]
@@ -30,6 +30,8 @@ LAYER_KINDS = r"_(conv_stem|expand_conv|depthwise_conv|project_conv|conv_head|fc
 CLAIMS = ("adversarial-near-every-image-imagenet", "first-layer-unstable")
 """The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
 PAPERS_ALEXNET = "AlexNet (the paper's Table 5)"
+CONVOLUTIONAL = ("Conv", "EfficientNet-Lite0")
+"""Our convolutional networks: §4.3's claim is about a convolutional network's first layer."""
 
 
 def formula_vs_operator() -> pd.DataFrame:
@@ -255,8 +257,16 @@ def decide_claims(result: AttackResult, largest: pd.DataFrame, alexnet: pd.DataF
     first = largest.drop(index=PAPERS_ALEXNET, errors="ignore")["first layer's upper bound"].astype(float)
     if alexnet is not None:
         first["AlexNet (torchvision)"] = float(alexnet[("ours (torchvision's AlexNet)", "Upper bound")].iloc[0])
-    unstable = {name: bool(bound > 1) for name, bound in first.items()}
+    convolutional = [name for name in first.index if name in CONVOLUTIONAL or name.startswith("AlexNet")]
+    unstable = {name: bool(first[name] > 1) for name in convolutional}
+    others = first.drop(index=convolutional)
     first_row = paper.decide(
         "first-layer-unstable", unstable,
-        "first layer's upper bound: " + ", ".join(f"{name} {bound:.2f}" for name, bound in first.items()))
+        "first layer's upper bound: " + ", ".join(f"{name} {first[name]:.2f}" for name in convolutional)
+        + ("; of the fully connected networks (not cases): " + _range_of(others) if len(others) else ""))
     return paper.claims_table([imagenet_row, first_row])
+
+
+def _range_of(bounds: pd.Series) -> str:
+    """``"a (name) to b (name)"`` for a series of bounds."""
+    return f"{bounds.min():.2f} ({bounds.idxmin()}) to {bounds.max():.2f} ({bounds.idxmax()})"
