@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -110,3 +111,16 @@ def test_gaussian_noise_is_seeded_and_unclipped_unless_asked():
     assert clipped.min() == 0 and clipped.max() == 1
     with pytest.raises(ValueError, match="stddev must be non-negative"):
         transfer.gaussian_noise(images, -0.1)
+
+
+def test_a_margin_fails_only_below_its_sampling_noise():
+    from intriguing.transfer import below_noise, margin_standard_error
+
+    found = pd.DataFrame({"error": [20.0, 10.0, 50.0], "noise error": [20.6, 5.0, 60.0],
+                          "margin": [-0.6, 5.0, -10.0]}, index=["within noise", "positive", "worse"])
+    se = margin_standard_error(found, 500)  # √((20·80 + 20.6·79.4) / 500) = 2.54 pp for the first
+    assert se["within noise"] == pytest.approx(((20 * 80 + 20.6 * 79.4) / 500) ** 0.5)
+    assert list(below_noise(found, 500).index) == ["worse"]  # −10 < −2 × 3.1
+    assert list(below_noise(found, 1_000_000).index) == ["within noise", "worse"]  # a million images: 0.6 pp is real
+    with pytest.raises(ValueError, match="at least one image"):
+        margin_standard_error(found, 0)

@@ -20,8 +20,10 @@ from .attacks import rms_distortion
 from .data import Split, check_images
 from .evaluate import error_rate
 
-__all__ = ["AMPLIFIED_DISTORTION", "DISTORTION", "DistortedSet", "amplification_gain", "amplify", "error_matrix",
-           "gaussian_noise", "noise_margins", "noise_set", "target_choice_matrix", "target_choice_transfer", "training_set_gap"]
+__all__ = ["AMPLIFIED_DISTORTION", "DISTORTION", "MARGIN_SES", "DistortedSet", "amplification_gain", "amplify",
+           "below_noise", "error_matrix",
+           "gaussian_noise", "margin_standard_error", "noise_margins", "noise_set", "target_choice_matrix",
+           "target_choice_transfer", "training_set_gap"]
 
 DISTORTION = "Av. distortion"
 """The error matrix's last column: each set's mean RMS distortion."""
@@ -165,6 +167,32 @@ def noise_margins(matrix: pd.DataFrame, made_for: Mapping[str, str], noise_rows:
             rows.append({"set": set_name, "network": net, "error": error, "noise": noise,
                          "noise error": noise_error, "margin": error - noise_error})
     return pd.DataFrame(rows).set_index(["set", "network"])
+
+
+def margin_standard_error(found: pd.DataFrame, images: int) -> pd.Series:
+    """An upper bound on each margin's sampling standard error (pp) over ``images`` images: √((e(100 − e) +
+    f(100 − f)) / n) for the set's error e and the noise's f (%), the two measured on the same images, so
+    that their positive correlation only lowers it.
+
+    Args:
+        found: a :func:`noise_margins` frame.
+        images: how many images each set holds.
+    """
+    if images < 1:
+        raise ValueError(f"a set needs at least one image, got {images}")
+    e, f = found["error"], found["noise error"]
+    return ((e * (100 - e) + f * (100 - f)) / images) ** 0.5
+
+
+MARGIN_SES = 2.0
+"""How many of its sampling standard errors a margin may fall below 0 in :func:`below_noise`."""
+
+
+def below_noise(found: pd.DataFrame, images: int, ses: float = MARGIN_SES) -> pd.DataFrame:
+    """The margins of a :func:`noise_margins` frame that fall below 0 by more than ``ses`` of their sampling
+    standard errors (:func:`margin_standard_error`): sets that do worse than noise of their size by more
+    than sampling noise over ``images`` images explains. Empty when there is none."""
+    return found[found["margin"] <= -ses * margin_standard_error(found, images)]
 
 
 def amplification_gain(matrix: pd.DataFrame, rows: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
