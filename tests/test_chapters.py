@@ -249,3 +249,24 @@ def test_a_variants_missing_seeds_are_trained_together_and_stored_one_by_one(iso
     assert torch.equal(first[1].model.layers[0].weight, again[0].model.layers[0].weight)
     assert not torch.equal(first[0].model.layers[0].weight, first[1].model.layers[0].weight)
     assert len(first[0].test_error) == 1 and first[0].refresh_log == []
+
+
+def test_the_pool_record_averages_each_refresh_over_seeds():
+    from intriguing.chapters import adversarial_training as chapter
+
+    def log(shift):
+        return [{"step": step, "epoch": 0, "layer": layer, "replaced": 10, "success": 0.5 + shift,
+                 "median distortion": 0.1 * (layer + 1) + shift, "p90 distortion": 0.2}
+                for step in (0, 100) for layer in (0, 2)]
+
+    found = pd.DataFrame({"refreshes": [log(0.0), log(0.2), []]},
+                         index=pd.MultiIndex.from_tuples([("pools at every layer", 0), ("pools at every layer", 1),
+                                                          ("weight decay", 0)], names=["variant", "seed"]))
+    record = chapter.pool_record(found)
+    assert record.loc[("input", 100), "success (%)"] == pytest.approx(60.0)  # (50 + 70) / 2
+    assert record.loc[("hidden layer 2", 0), "median distortion"] == pytest.approx(0.4)  # (0.3 + 0.5) / 2
+    assert (record["seeds"] == 2).all()
+    held = chapter.pool_summary(record)
+    assert list(held.index) == ["input", "hidden layer 2"] and (held["refreshes"] == 2).all()
+    with pytest.raises(ValueError, match="recorded no pool refresh"):
+        chapter.pool_record(found, "weight decay")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .train import FitLog
 
 __all__ = ["NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "image_grid",
-           "loss_curves", "pairs_grid", "show", "table"]
+           "line_panels", "loss_curves", "pairs_grid", "show", "table"]
 
 
 class Text(str):
@@ -138,6 +138,20 @@ def curves(lines: dict[str, Sequence[float]], xlabel: str, ylabel: str) -> Figur
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def line_panels(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]], xlabel: str) -> Figure:
+    """Side-by-side panels, one per entry of ``panels`` (its name the panel's y label), each with one line
+    per name: (x values, y values)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
+    for ax, (ylabel, lines) in zip(axes[0], panels.items()):
+        for name, (xs, ys) in lines.items():
+            ax.plot(list(xs), list(ys), label=name, marker=".", markersize=3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

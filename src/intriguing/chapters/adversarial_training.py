@@ -3,6 +3,7 @@ adversarial examples at its layers, against weight decay alone and dropout, over
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -22,9 +23,9 @@ from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..spread import ORDERING_VERDICTS, paired_ordering
 
-__all__ = ["CLAIMS", "DROPOUT_TRIED", "LEVEL", "ORDERINGS", "VARIANTS", "check_orderings", "choose",
-           "compare_paper", "decide_claims", "error_curves", "orderings", "pool_search_cost", "pooled_settings",
-           "results", "summary", "tuning"]
+__all__ = ["CLAIMS", "DROPOUT_TRIED", "LAYER_NAMES", "LEVEL", "ORDERINGS", "VARIANTS", "check_orderings", "choose",
+           "compare_paper", "decide_claims", "error_curves", "orderings", "pool_figure", "pool_record",
+           "pool_search_cost", "pool_summary", "pooled_settings", "results", "summary", "tuning"]
 
 FORMAT = 2  # bump to retrain every variant after a change to how they are trained (2: trained seeds together)
 HIDDEN = (100, 100)
@@ -166,7 +167,8 @@ def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = N
 
     Returns:
         Rows (variant, seed); columns ``test error``, ``training error``, ``distortion``,
-        ``success (%)``, ``seconds`` and ``curve`` (the test error after each epoch).
+        ``success (%)``, ``seconds``, ``curve`` (the test error after each epoch) and ``refreshes``
+        (each pool refresh, :attr:`intriguing.adversarial_training.TrainingCurve.refresh_log`).
     """
     profile = get_profile(profile)
     tuned = tuning(profile) if tuned is None else tuned
@@ -182,7 +184,7 @@ def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = N
                          "training error": 100 * error_rate(net.model, train),
                          "distortion": attack.distortion[attack.success].mean().item(),
                          "success (%)": 100 * attack.success.double().mean().item(),
-                         "seconds": net.seconds, "curve": net.test_error})
+                         "seconds": net.seconds, "curve": net.test_error, "refreshes": net.refresh_log})
     return pd.DataFrame(rows).set_index(["variant", "seed"])
 
 
@@ -262,6 +264,51 @@ def error_curves(found: pd.DataFrame) -> Figure:
     curves = {variant: np.mean(np.array(list(group["curve"])), axis=0)
               for variant, group in found.groupby(level="variant", sort=False)}
     return plots.curves(curves, xlabel="epoch", ylabel="test error (%)")
+
+
+LAYER_NAMES = {0: "input", 1: "hidden layer 1", 2: "hidden layer 2"}
+
+
+def pool_record(found: pd.DataFrame, variant: str = "pools at every layer") -> pd.DataFrame:
+    """What the pools of ``variant`` held over training, from :func:`results`: per refresh and pooled
+    layer, the mean over seeds of the share of searches that succeeded (%) and of the median and
+    90th-percentile distortion (RMS, in the layer's units) of the examples found.
+
+    Returns:
+        Rows (layer, step), columns ``success (%)``, ``median distortion``, ``p90 distortion``, ``seeds``.
+    """
+    rows = [{**record, "seed": seed} for seed, log in found.loc[variant, "refreshes"].items() for record in log]
+    if not rows:
+        raise ValueError(f"{variant!r} recorded no pool refresh")
+    frame = pd.DataFrame(rows)
+    frame["layer"] = frame["layer"].map(LAYER_NAMES)
+    frame["success (%)"] = 100 * frame["success"]
+    grouped = frame.groupby(["layer", "step"], sort=False)
+    record = grouped[["success (%)", "median distortion", "p90 distortion"]].mean()
+    return record.assign(seeds=grouped["seed"].nunique())
+
+
+def pool_figure(record: pd.DataFrame, profile: Profile | str | None = None) -> Figure:
+    """:func:`pool_record` over training, x in epochs of the profile's training images."""
+    profile = get_profile(profile)
+    epoch_steps = math.ceil(len(training_split("train", profile)) / profile.adversarial_training.batch_size)
+    columns = {"searches that succeeded (%)": "success (%)", "median distortion": "median distortion",
+               "90th-percentile distortion": "p90 distortion"}
+    panels = {label: {layer: (part.index.get_level_values("step") / epoch_steps, part[column])
+                      for layer, part in record.groupby(level="layer", sort=False)}
+              for label, column in columns.items()}
+    return plots.line_panels(panels, xlabel="epoch")
+
+
+def pool_summary(record: pd.DataFrame) -> pd.DataFrame:
+    """Per pooled layer: the success share and median distortion at the first refresh and at the last."""
+    rows = {}
+    for layer, part in record.groupby(level="layer", sort=False):
+        first, last = part.iloc[0], part.iloc[-1]
+        rows[layer] = {"success, first (%)": first["success (%)"], "success, last (%)": last["success (%)"],
+                       "median distortion, first": first["median distortion"],
+                       "median distortion, last": last["median distortion"], "refreshes": len(part)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("pooled layer")
 
 
 def decide_claims(found: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
