@@ -439,8 +439,10 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
 
     Each network's training is its own, as if trained alone: its seed draws its minibatch order, its
     pools' images, targets and slots, and (from seed + :data:`DROPOUT_STREAM`) its dropout masks; its
-    pools are made against it alone. Stacking changes only how the arithmetic is batched, so a network
-    trained with others equals the same network trained alone to float rounding.
+    pools are made against it alone. Stacking changes only how the arithmetic is batched: without pools a
+    network trained with others equals the same network trained alone to float rounding (bitwise, in one
+    epoch of three full-profile networks on a CPU); with pools, rounding can tip the pool search's discrete
+    choices, and the weights drifted apart by up to 6e-4 in that epoch.
 
     Every step's loss is the clean minibatch's cross-entropy (with ``fgsm_epsilon``, weighted with that of
     its fast-gradient-sign examples, :func:`fast_gradient_sign`), plus that of ``mix`` pooled examples

@@ -177,9 +177,9 @@ PROFILES: dict[str, Profile] = {
         imagenet_factor_examples=6,
         imagenet_fine_search=SearchSettings(c_steps=10, max_iter=40, network_precision="float32"),
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 101 min 25 s measured cold with every chapter and the replicates (timings/full.json, 2026-11-23), of which
-        # about 10 min came from other work on the cores during its first 25 min (see the README)
-        expected_minutes=101,
+        # 55 min 23 s measured cold with every chapter and the replicates on idle cores (timings/full.json,
+        # 2026-11-30; see the README)
+        expected_minutes=55,
     ),
 }
 
