@@ -112,3 +112,13 @@ def test_opens_with_what_the_chapter_finds(path):
 def test_no_code_line_is_too_long_to_render(path):
     long = [line for c in cells(path) for line in "".join(c["source"]).splitlines() if len(line) > 88]
     assert not long, long
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_tables_of_text_are_shown_whole(path):
+    """pandas cuts a cell's text at 50 characters in a notebook; tables that hold sentences go through
+    plots.table, which shows them whole."""
+    code = "\n".join("".join(c["source"]) for c in cells(path))
+    for call in ("deviation_table(", "chapter.deviations(", "pool_search_cost(", "decide_claims("):
+        for line in code.splitlines():
+            assert call not in line or "plots.table(" in line, f"{path.name}: {line.strip()}"
