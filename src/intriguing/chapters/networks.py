@@ -18,7 +18,8 @@ from ..profiles import Profile, get_profile
 from ..spread import beside_paper, replicate_means
 from ..train import CHECKPOINT_EVERY, CONVERGENCE_WINDOW, DECAY_MODES, DEFAULT_DECAY, window_fall
 
-__all__ = ["AUTOENCODER", "DEFAULT_DECAY", "FILTER_IMAGES", "FULLY_CONNECTED", "SOFTMAX", "autoencoder_filters", "beside_paper",
+__all__ = ["AUTOENCODER", "CAP_SES", "DEFAULT_DECAY", "FILTER_IMAGES", "FULLY_CONNECTED", "SOFTMAX",
+           "autoencoder_filters", "beside_paper",
            "cap_comparison", "check_cap_comparison", "check_conv_beats_fully_connected", "check_decay_default",
            "compare_table1", "compare_table3", "conv_test_error", "data_counts", "decay_mode_table", "digits_figure",
            "filter_similarity", "loss_curves", "registry", "replicate_means", "table1_errors", "table1_samples",
@@ -189,7 +190,7 @@ def check_cap_comparison(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
         Per network: the test-error change (pp, cap minus window test), the binomial standard
         error of a test error on 10,000 images (pp), the distortion's relative change (%), and the
         iterations saved (%). At the paper's scale it raises unless every test-error change is
-        within two standard errors and every distortion within 5 %.
+        within :data:`CAP_SES` standard errors and every distortion within 5 %.
     """
     n_test = len(load_mnist("test"))
     rows = {}
@@ -202,10 +203,17 @@ def check_cap_comparison(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                       "iterations saved (%)": 100 * (1 - window["iterations"] / cap["iterations"])}
     changes = pd.DataFrame.from_dict(rows, orient="index").rename_axis("network")
     if profile.paper_scale:
-        error_ok = changes["test error change (pp)"].abs() <= 2 * changes["test-set standard error (pp)"]
+        error_ok = changes["test error change (pp)"].abs() <= CAP_SES * changes["test-set standard error (pp)"]
         distortion_ok = changes["distortion change (%)"].abs() <= 5
         assert (error_ok & distortion_ok).all(), changes
     return changes
+
+
+CAP_SES = 3.0
+"""How many test-set standard errors a network's test error may move between the window test and the cap.
+Two did not leave room between machines: on 2026-11-30, softmax1 and N100-100-10 moved by at most 0.22 pp
+against a 2-SE bound of 0.26 pp; with two networks compared, a 2-SE bound also fails by chance in about
+one build of ten where nothing changed, a 3-SE bound in about one of two hundred."""
 
 
 AUTOENCODER = "AE400-10"
