@@ -390,8 +390,9 @@ class StackedSigmoidMLP(nn.Module):
             out = torch.baddbmm(self.biases[j].unsqueeze(1), out, self.weights[j].transpose(1, 2))
             if j < last:
                 out = torch.sigmoid(out)
-                if masks is not None and masks[j] is not None:
-                    out = out * masks[j]
+                mask = masks[j] if masks is not None else None
+                if mask is not None:
+                    out = out * mask
         return out
 
     def network(self, i: int) -> SigmoidMLP:
