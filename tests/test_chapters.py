@@ -91,8 +91,10 @@ def test_an_ordering_holds_reverses_or_is_unresolved_by_a_paired_test():
 
     found = _seeds({"pools at every layer": [1.1, 1.2, 1.3], "dropout": [1.5, 1.6, 1.7],
                     "weight decay": [1.5, 1.7, 1.9], "pool at hidden layer 2": [2.3, 2.4, 2.5],
-                    "pool at hidden layer 1": [1.0, 3.0, 2.0], "pool at the input": [1.9, 2.0, 2.1]})
+                    "pool at hidden layer 1": [1.0, 3.0, 2.0], "pool at the input": [1.9, 2.0, 2.1],
+                    "fast gradient sign": [1.4, 1.6, 1.8]})
     order = chapter.orderings(found)
+    assert order.loc["fast gradient sign < weight decay", "verdict"] == "holds"  # −0.1 on every seed
     # pools − dropout is −0.4 on every seed (to rounding): no spread, p ≈ 0.
     assert order.loc["pools at every layer < dropout", "verdict"] == "holds"
     assert order.loc["pools at every layer < dropout", "p-value"] < 1e-10

@@ -23,9 +23,10 @@ from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..spread import ORDERING_VERDICTS, paired_ordering
 
-__all__ = ["CLAIMS", "DROPOUT_TRIED", "LAYER_NAMES", "LEVEL", "ORDERINGS", "VARIANTS", "check_orderings", "choose",
-           "compare_paper", "decide_claims", "error_curves", "orderings", "pool_figure", "pool_record",
-           "pool_search_cost", "pool_summary", "pooled_settings", "results", "summary", "tuning"]
+__all__ = ["CLAIMS", "CONTROL", "DROPOUT_TRIED", "EPSILONS_TRIED", "LAYER_NAMES", "LEVEL", "ORDERINGS", "VARIANTS",
+           "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "error_curves", "orderings",
+           "pool_figure", "pool_record", "pool_search_cost", "pool_summary", "pooled_settings", "results", "summary",
+           "tuning"]
 
 FORMAT = 2  # bump to retrain every variant after a change to how they are trained (2: trained seeds together)
 HIDDEN = (100, 100)
@@ -36,10 +37,17 @@ VARIANTS = {
     "pool at hidden layer 1": (1,),
     "pool at hidden layer 2": (2,),
     "pools at every layer": (0, 1, 2),
+    "fast gradient sign": (),
 }
 """Variant -> its pooled layers (0: the input). Every variant keeps the FC networks' weight decay;
 "dropout" adds the dropout rates chosen by :func:`tuning`, and every variant trains with the
-learning rate chosen there (:func:`choose`)."""
+learning rate chosen there (:func:`choose`). :data:`CONTROL` trains on fast-gradient-sign examples at
+the ε chosen by :func:`control_tuning`."""
+CONTROL = "fast gradient sign"
+"""The positive control: adversarial training that the literature reports helping (Goodfellow, Shlens &
+Szegedy 2015, §6), with the weight-decay variant's network, recipe and seeds."""
+EPSILONS_TRIED = (0.05, 0.1, 0.2)
+"""The control's ε tried on the held-out images (pixels in [0, 1])."""
 DROPOUT_TRIED = [(0.0, 0.0), (0.0, 0.2), (0.0, 0.5), (0.2, 0.5)]
 """(input, hidden) dropout rates tried on a held-out part of the training set; (0, 0) is weight decay alone."""
 VALIDATION = 10_000  # training images held out for the tuning (a 1/6 share of a subset)
@@ -49,8 +57,9 @@ ORDERINGS = [
     ("pools at every layer", "weight decay"),
     ("pool at hidden layer 2", "pool at the input"),
     ("pool at hidden layer 1", "pool at the input"),
+    (CONTROL, "weight decay"),
 ]
-"""The paper's orderings, each as (should be lower, should be higher) in test error."""
+"""The paper's orderings, each as (should be lower, should be higher) in test error, and the control's."""
 CLAIM_ORDERINGS = {
     "adversarial-training-improves": [("pools at every layer", "weight decay"), ("pools at every layer", "dropout")],
     "dropout-beats-weight-decay": [("dropout", "weight decay")],
@@ -155,15 +164,44 @@ def pooled_settings(profile: Profile | str | None = None) -> AdversarialTraining
     return replace(get_profile(profile).adversarial_training, pool_layers=VARIANTS["pools at every layer"])
 
 
-def _settings(variant: str, profile: Profile, tuned: pd.DataFrame) -> AdversarialTrainingSettings:
+def _settings(variant: str, profile: Profile, tuned: pd.DataFrame, epsilon: float = 0.0) -> AdversarialTrainingSettings:
     chosen = choose(tuned)["dropout" if variant == "dropout" else "weight decay"]
     return replace(profile.adversarial_training, pool_layers=VARIANTS[variant], lr=chosen["lr"],
-                   dropout_input=chosen.get("dropout_input", 0.0), dropout_hidden=chosen.get("dropout_hidden", 0.0))
+                   dropout_input=chosen.get("dropout_input", 0.0), dropout_hidden=chosen.get("dropout_hidden", 0.0),
+                   fgsm_epsilon=epsilon if variant == CONTROL else 0.0)
 
 
-def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
+def control_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The control's ε: every ε of :data:`EPSILONS_TRIED`, with the weight-decay variant's settings, trained
+    with the first seed on the profile's training images minus the held-out share of :func:`tuning`,
+    and its error (%) on the held-out images; the chosen ε is the one with the lowest.
+
+    Returns:
+        One row per ε: ``epsilon``, ``held-out error (%)``, ``chosen``.
+    """
+    profile = get_profile(profile)
+    tuned = tuning(profile) if tuned is None else tuned
+    train = training_split("train", profile)
+    held = min(VALIDATION, len(train) // 6)
+    fit, check = train.subset(slice(0, len(train) - held)), train.subset(slice(len(train) - held, len(train)))
+    rows = []
+    for epsilon in EPSILONS_TRIED:
+        (net,) = _train("control tuning", _settings(CONTROL, profile, tuned, epsilon), fit, profile, [0],
+                        {"held_out": held})
+        rows.append({"epsilon": epsilon, "held-out error (%)": 100 * error_rate(net.model, check)})
+    table = pd.DataFrame(rows)
+    return table.assign(chosen=table["held-out error (%)"] == table["held-out error (%)"].min())
+
+
+def _chosen_epsilon(control: pd.DataFrame) -> float:
+    return float(control.loc[control["chosen"], "epsilon"].iloc[0])
+
+
+def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None,
+            control: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every variant and seed: test and training error (%), the average minimum distortion of its
-    adversarial test images (random targets, the book's search), and its training time.
+    adversarial test images (random targets, the book's search), and its training time. ``control`` is
+    :func:`control_tuning`'s table (computed when None).
 
     Returns:
         Rows (variant, seed); columns ``test error``, ``training error``, ``distortion``,
@@ -172,11 +210,12 @@ def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = N
     """
     profile = get_profile(profile)
     tuned = tuning(profile) if tuned is None else tuned
+    epsilon = _chosen_epsilon(control_tuning(profile, tuned) if control is None else control)
     train, test = training_split("train", profile), load_mnist("test")
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = []
     for variant in VARIANTS:
-        settings = _settings(variant, profile, tuned)
+        settings = _settings(variant, profile, tuned, epsilon)
         for seed, net in enumerate(_train(variant, settings, train, profile, list(range(profile.adversarial_seeds)), {})):
             attack = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
                                            settings=profile.search, progress=False)
