@@ -114,6 +114,13 @@ def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, pr
     return trained
 
 
+def _held_out_split(profile: Profile) -> tuple[Split, Split]:
+    """The profile's training images without, and then only, the share held out for choosing settings."""
+    train = training_split("train", profile)
+    held = min(VALIDATION, len(train) // 6)
+    return train.subset(slice(0, len(train) - held)), train.subset(slice(len(train) - held, len(train)))
+
+
 def tuning(profile: Profile | str | None = None) -> pd.DataFrame:
     """Every learning rate of the profile with every dropout setting of :data:`DROPOUT_TRIED`: each
     trained with the first seed on the profile's training images minus a held-out share, and its
@@ -123,9 +130,8 @@ def tuning(profile: Profile | str | None = None) -> pd.DataFrame:
         One row per setting: ``lr``, ``input dropout``, ``hidden dropout``, ``held-out error (%)``.
     """
     profile = get_profile(profile)
-    train = training_split("train", profile)
-    held = min(VALIDATION, len(train) // 6)
-    fit, check = train.subset(slice(0, len(train) - held)), train.subset(slice(len(train) - held, len(train)))
+    fit, check = _held_out_split(profile)
+    held = len(check)
     rows = []
     for lr in profile.adversarial_learning_rates:
         for p_in, p_hidden in DROPOUT_TRIED:
@@ -181,9 +187,8 @@ def control_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | N
     """
     profile = get_profile(profile)
     tuned = tuning(profile) if tuned is None else tuned
-    train = training_split("train", profile)
-    held = min(VALIDATION, len(train) // 6)
-    fit, check = train.subset(slice(0, len(train) - held)), train.subset(slice(len(train) - held, len(train)))
+    fit, check = _held_out_split(profile)
+    held = len(check)
     rows = []
     for epsilon in EPSILONS_TRIED:
         (net,) = _train("control tuning", _settings(CONTROL, profile, tuned, epsilon), fit, profile, [0],

@@ -265,7 +265,7 @@ def decide_claims(samples: pd.DataFrame) -> pd.DataFrame:
     crossing_margins, gap_values, gains, amplified_margins = [], [], [], []
     for r in samples.index.unique(spread.REPLICATE):
         table = samples.xs(r, level=spread.REPLICATE)
-        found = margins(table)["margin"]
+        found, rises = margins(table)["margin"], gain(table)
         for made_for in NETWORKS:
             for net in NETWORKS:
                 if made_for == net:
@@ -274,7 +274,7 @@ def decide_claims(samples: pd.DataFrame) -> pd.DataFrame:
                 if _across_sets(made_for, net):
                     crossing[f"{made_for}'s set on {net}, replicate {r}"] = bool(plain > 0)
                     crossing_margins.append(plain)
-                rise = gain(table).loc[made_for, net]
+                rise = rises.loc[made_for, net]
                 amplified[f"{made_for}'s amplified set on {net}, replicate {r}"] = bool(rise > 0 and strong > 0)
                 gains.append(rise)
                 amplified_margins.append(strong)
