@@ -1,7 +1,7 @@
 """Networks per second: the adversarial-training chapter's networks trained together against one at a time.
 
 Measured in one run, on this machine's device, with the profile's adversarial-training settings (its
-learning rate, its epochs cut to ``--epochs``) on its training images: ``--networks`` 784-100-100-10
+first recipe, its epochs cut to ``--epochs``) on its training images: ``--networks`` 784-100-100-10
 networks of one variant (``--variant``: ``weight-decay`` without pools, or ``pools`` at every layer), each
 with its own seed, trained one after another (``adversarial_fit``) and then all together
 (``adversarial_fit_many``). It reports both times, networks per second, their ratio, and the largest
@@ -45,9 +45,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--variant", choices=["weight-decay", "pools"], default="weight-decay")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
-    settings = replace(profile.adversarial_training, epochs=args.epochs, pool_start=0,
-                       lr=profile.adversarial_learning_rates[0],
-                       pool_layers=(0, 1, 2) if args.variant == "pools" else ())
+    settings = replace(profile.adversarial_recipes[0].applied(profile.adversarial_training), epochs=args.epochs,
+                       pool_start=0, pool_layers=(0, 1, 2) if args.variant == "pools" else ())
     data = training_split("train", profile)
     seeds = list(range(args.networks))
     print(f"{args.networks} networks 784-{HIDDEN[0]}-{HIDDEN[1]}-10, {args.variant}, {args.epochs} epoch(s) on "

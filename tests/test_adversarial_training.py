@@ -15,6 +15,7 @@ from intriguing.adversarial_training import (
     fast_gradient_sign,
     layer_adversarial,
     layer_output,
+    pool_verdicts,
     refresh_record,
     resize_perturbations,
     runner_up_targets,
@@ -298,9 +299,66 @@ def test_a_refresh_with_runner_up_targets_and_fixed_size_fills_the_pool_at_that_
     ({"pool_scaling": "shrink"}, "unknown pool_scaling"),
     ({"pool_scaling": "cap"}, "needs a finite positive pool_distortion"),
     ({"pool_distortion": 0.1}, "needs a finite positive pool_distortion"),
+    ({"optimizer": "rmsprop"}, "unknown optimizer"),
+    ({"schedule": "linear"}, "unknown schedule"),
 ])
 def test_pool_readings_are_checked(changes, message):
     with pytest.raises(ValueError, match=message):
         AdversarialTrainingSettings(**changes)
     reading = AdversarialTrainingSettings(pool_target="runner-up", pool_scaling="fixed", pool_distortion=0.1)
     assert reading.key()["pool_scaling"] == "fixed" and "pool_target" not in AdversarialTrainingSettings().key()
+
+
+def test_pool_verdicts_count_a_hand_made_pool():
+    class Fixed(torch.nn.Module):
+        """Says label 3 for every image with a bright first pixel, else label 5."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(len(x), 10)
+            logits[:, 5] = 1.0
+            logits[x.flatten(1)[:, 0] > 0.5, 3] = 2.0
+            return logits
+
+    inputs = torch.zeros(6, 784)
+    inputs[:3, 0] = 1.0  # the first three are called 3, the last three 5
+    labels = torch.tensor([3, 1, 1, 5, 5, 2])
+    targets = torch.tensor([4, 3, 2, 7, 1, 5])
+    counts = pool_verdicts(Fixed(), {"inputs": inputs, "labels": labels, "targets": targets})
+    assert counts == {"true label": 3, "target": 2, "other label": 1}  # true: 0, 3, 4; target: 1, 5; other: 2
+    with pytest.raises(ValueError, match="inputs \\(n, 784\\)"):
+        pool_verdicts(Fixed(), {"inputs": inputs[:, :10], "labels": labels, "targets": targets})
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        pool_verdicts(Fixed(), {"inputs": inputs + 2, "labels": labels, "targets": targets})
+
+
+def test_an_input_pool_keeps_its_targets_and_training_keeps_a_sample_of_it():
+    data = images_and_labels(64)
+    settings = AdversarialTrainingSettings(pool_layers=(0, 1), pool_size=20, refresh_every=2, epochs=2, pool_start=0,
+                                           batch_size=16, lr=1e-2, search=SearchSettings(c_steps=2, max_iter=5))
+    curve = adversarial_fit(SigmoidMLP((8, 8)), data, settings, weight_decay=(0.0,) * 3, seed=0, progress=False)
+    kept = curve.input_pool
+    assert kept["inputs"].shape == (20, 784) and kept["labels"].shape == kept["targets"].shape == (20,)
+    assert (kept["targets"] != kept["labels"]).all() and kept["inputs"].min() >= 0 and kept["inputs"].max() <= 1
+    hidden_only = adversarial_fit(SigmoidMLP((8, 8)), data, AdversarialTrainingSettings(**{**settings.__dict__,
+                                  "pool_layers": (1,)}), weight_decay=(0.0,) * 3, seed=0, progress=False)
+    assert hidden_only.input_pool == {}
+
+
+def test_sgd_with_a_cosine_schedule_trains_and_differs_from_adam():
+    data = images_and_labels(64)
+    losses = {}
+    for optimizer, lr in (("adam", 1e-2), ("sgd", 0.5)):
+        torch.manual_seed(0)
+        settings = AdversarialTrainingSettings(epochs=4, pool_start=0, batch_size=16, lr=lr, optimizer=optimizer,
+                                               schedule="cosine")
+        losses[optimizer] = adversarial_fit(SigmoidMLP((8, 8)), data, settings, weight_decay=(0.0,) * 3, seed=0,
+                                            progress=False).train_loss
+    assert losses["sgd"][-1] < losses["sgd"][0] and losses["adam"][-1] < losses["adam"][0]
+    assert losses["sgd"] != losses["adam"]
+    assert "SGD with Nesterov momentum 0.9" in AdversarialTrainingSettings(optimizer="sgd").describe()
+    assert AdversarialTrainingSettings(schedule="cosine").key()["schedule"] == "cosine"
+    assert "optimizer" not in AdversarialTrainingSettings().key()  # the old recipe keeps its cache key

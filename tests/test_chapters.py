@@ -92,7 +92,8 @@ def test_an_ordering_holds_reverses_or_is_unresolved_by_a_paired_test():
     found = _seeds({"pools at every layer": [1.1, 1.2, 1.3], "dropout": [1.5, 1.6, 1.7],
                     "weight decay": [1.5, 1.7, 1.9], "pool at hidden layer 2": [2.3, 2.4, 2.5],
                     "pool at hidden layer 1": [1.0, 3.0, 2.0], "pool at the input": [1.9, 2.0, 2.1],
-                    "fast gradient sign": [1.4, 1.6, 1.8]})
+                    "fast gradient sign": [1.4, 1.6, 1.8], "pools, best reading": [1.0, 1.2, 1.4],
+                    "weight decay, first recipe": [2.0, 2.1, 2.2]})
     order = chapter.orderings(found)
     assert order.loc["fast gradient sign < weight decay", "verdict"] == "holds"  # −0.1 on every seed
     # pools − dropout is −0.4 on every seed (to rounding): no spread, p ≈ 0.
@@ -103,6 +104,9 @@ def test_an_ordering_holds_reverses_or_is_unresolved_by_a_paired_test():
     assert row["t"] == pytest.approx(-3 ** 0.5) and row["p-value"] == pytest.approx(0.2254, abs=1e-3)
     assert row["verdict"] == "not resolved" and row["test"] == "paired t = -1.7, p = 0.23, 3 seeds"
     assert order.loc["pool at hidden layer 2 < pool at the input", "verdict"] == "reversed"  # +0.4 on every seed
+    assert order.loc["pools, best reading < weight decay", "verdict"] == "holds"  # −0.5 on every seed
+    # −0.5, −0.4, −0.3: t = −0.4 / (0.1 / √3) = −6.9, p = 0.020 (2 df)
+    assert order.loc["weight decay < weight decay, first recipe", "p-value"] == pytest.approx(0.0202, abs=1e-3)
     chapter.check_orderings(order)
     single = chapter.orderings(found.xs(0, level="seed", drop_level=False))
     assert (single["verdict"] == "not resolved").all()  # one seed: no spread, no verdict
@@ -110,17 +114,57 @@ def test_an_ordering_holds_reverses_or_is_unresolved_by_a_paired_test():
     chapter.check_orderings(single)
 
 
-def test_the_tuning_picks_the_best_held_out_setting_with_and_without_dropout():
+def test_the_tuning_picks_the_best_held_out_recipe_dropout_epsilon_and_reading():
+    from intriguing.adversarial_training import Recipe
+    from intriguing.chapters import adversarial_training as chapter
+    from intriguing.profiles import get_profile
+
+    smoke = get_profile("smoke")
+    first, sgd = smoke.adversarial_recipes
+    assert (first.optimizer, first.schedule) == chapter.FIRST_FAMILY and sgd.optimizer == "sgd"
+    tuned = pd.DataFrame({"recipe": [first.describe(), sgd.describe(), sgd.describe(), sgd.describe()],
+                          "input dropout": [0.0, 0.0, 0.0, 0.2], "hidden dropout": [0.0, 0.0, 0.5, 0.5],
+                          "held-out error (%)": [2.4, 2.1, 2.3, 2.0]})
+    control = pd.DataFrame({"epsilon": [0.05, 0.1], "held-out error (%)": [1.9, 1.8], "chosen": [False, True]})
+    readings = pd.DataFrame({"held-out error (%)": [3.0, 2.5], "chosen": [False, True]},
+                            index=["first reading", "hidden layers only"])
+    choices = chapter.choose(smoke, tuned, control, readings)
+    assert choices == chapter.Choices(recipe=sgd, first_recipe=first, dropout=(0.2, 0.5), epsilon=0.1,
+                                      reading="hidden layers only")
+    best = chapter.variant_settings(chapter.BEST_READING, smoke, choices)
+    assert best.pool_layers == (1, 2) and best.optimizer == "sgd" and best.lr == sgd.lr
+    assert chapter.variant_settings(chapter.FIRST_RECIPE, smoke, choices).optimizer == "adam"
+    assert chapter.variant_settings(chapter.CONTROL, smoke, choices).fgsm_epsilon == 0.1
+    assert chapter.variant_settings("dropout", smoke, choices).dropout_input == 0.2
+    with pytest.raises(ValueError, match="both with and without dropout"):
+        chapter.choose(smoke, tuned[tuned["input dropout"] == 0.2], control, readings)
+    with pytest.raises(ValueError, match="no recipe of the first family"):
+        chapter.choose(smoke, tuned.iloc[1:], control, readings)
+    with pytest.raises(ValueError, match="no recipe 'SGD, cosine, lr 9"):
+        chapter.choose(smoke, tuned.replace(sgd.describe(), Recipe("sgd", "cosine", 9.0, 5).describe()), control,
+                       readings)
+    with pytest.raises(ValueError, match="unknown variant"):
+        chapter.variant_settings("pools everywhere", smoke, choices)
+
+
+def test_every_pool_reading_changes_what_it_says_and_only_that():
     from intriguing.chapters import adversarial_training as chapter
 
-    tuned = pd.DataFrame({"lr": [1e-3, 1e-3, 1e-3, 3e-3, 3e-3, 3e-3],
-                          "input dropout": [0.0, 0.0, 0.2, 0.0, 0.0, 0.2],
-                          "hidden dropout": [0.0, 0.2, 0.5, 0.0, 0.2, 0.5],
-                          "held-out error (%)": [2.4, 2.0, 3.0, 2.1, 2.5, 1.9]})
-    assert chapter.choose(tuned) == {"weight decay": {"lr": 3e-3},
-                                     "dropout": {"lr": 3e-3, "dropout_input": 0.2, "dropout_hidden": 0.5}}
-    with pytest.raises(ValueError, match="both with and without dropout"):
-        chapter.choose(tuned[tuned["input dropout"] == 0.2])
+    base = chapter.variant_settings("pools at every layer", "full", chapter.Choices(
+        recipe=get_profile_recipe(), first_recipe=get_profile_recipe(), dropout=(0.0, 0.2), epsilon=0.1,
+        reading="first reading"))
+    changes = {reading: chapter._changes(base, read(base)) for reading, read in chapter.POOL_READINGS.items()}
+    assert changes["first reading"] == "none"
+    assert changes["hidden layers only"] == "pool_layers (1, 2)"
+    assert changes["from half-way"] == f"pool_start {base.epochs // 2}"
+    assert changes["capped at 0.1 RMS"] == "pool_distortion 0.1, pool_scaling cap"
+    assert len(set(changes.values())) == len(changes)  # every reading differs from every other
+
+
+def get_profile_recipe():
+    from intriguing.profiles import get_profile
+
+    return get_profile("full").adversarial_recipes[0]
 
 
 def test_a_filter_equal_to_a_training_image_has_similarity_one(monkeypatch, tiny):

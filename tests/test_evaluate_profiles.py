@@ -67,11 +67,14 @@ def test_replicates_are_positive_and_shared_by_the_p1_p2_networks():
 
 def test_every_printed_settings_line_fits_the_page():
     """The chapters print these; a line wider than a code cell (88 characters) runs off the rendered page."""
-    from intriguing.chapters.adversarial_training import pooled_settings
+    from intriguing.chapters.adversarial_training import POOL_READINGS, Choices, variant_settings
 
     for name in PROFILES:
         profile = get_profile(name)
-        printed = [profile.describe(), profile.search.describe(), profile.imagenet_search.describe(),
-                   pooled_settings(profile).describe()]
+        recipe = max(profile.adversarial_recipes, key=lambda r: len(r.describe()))
+        printed = [profile.describe(), profile.search.describe(), profile.imagenet_search.describe()]
+        for reading in POOL_READINGS:
+            choices = Choices(recipe=recipe, first_recipe=recipe, dropout=(0.2, 0.5), epsilon=0.1, reading=reading)
+            printed.append(variant_settings("pools, best reading", profile, choices).describe())
         lines = [line for text in printed for line in text.splitlines()]
         assert len(lines) > 8 and max(map(len, lines)) <= 88, max(lines, key=len)

@@ -9,7 +9,7 @@ search, :func:`intriguing.attacks.min_distortion_attack`. An example made at lay
 network at layer k, so it trains only the layers above k.
 
 A full-batch L-BFGS objective cannot hold a pool that changes all the time, so this training runs
-on minibatches (Adam); :func:`adversarial_fit` with no pool is the same minibatch training without
+on minibatches (Adam or SGD); :func:`adversarial_fit` with no pool is the same minibatch training without
 adversarial examples, for comparison.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,20 +26,28 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
-from .data import Split, check_split
+from .data import Split, check_images, check_split
 from .hardware import device
 from .models import SigmoidMLP
 
-__all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove",
-           "POOL_SCALINGS", "POOL_TARGETS", "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit",
-           "adversarial_fit_many", "fast_gradient_sign", "forward_from", "layer_adversarial", "layer_output",
-           "refresh_record", "resize_perturbations", "runner_up_targets"]
+__all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "OPTIMIZERS", "POOL_KEPT", "POOL_SCALINGS", "POOL_TARGETS",
+           "POOL_VERDICTS", "SCHEDULES", "SGD_MOMENTUM", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove",
+           "Recipe", "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit", "adversarial_fit_many", "fast_gradient_sign",
+           "forward_from", "layer_adversarial", "layer_output", "pool_verdicts", "refresh_record", "resize_perturbations",
+           "runner_up_targets"]
 
 
 POOL_TARGETS = ("random", "runner-up")
 """The pools' target choices (:attr:`AdversarialTrainingSettings.pool_target`)."""
 POOL_SCALINGS = ("as found", "cap", "fixed")
 """The pools' example sizes (:attr:`AdversarialTrainingSettings.pool_scaling`)."""
+OPTIMIZERS = ("adam", "sgd")
+"""The optimisers (:attr:`AdversarialTrainingSettings.optimizer`): Adam, or SGD with Nesterov momentum
+:data:`SGD_MOMENTUM`."""
+SGD_MOMENTUM = 0.9
+SCHEDULES = ("halving", "cosine")
+"""The learning-rate schedules (:attr:`AdversarialTrainingSettings.schedule`): halved at 50 % and 75 % of
+the epochs, or annealed to 0 along a cosine, epoch by epoch."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,10 @@ class AdversarialTrainingSettings:
         pool_start: the epoch the pools start in (0: at once). A pool made against an untrained
             network holds layer outputs of a representation the network no longer has.
         batch_size: clean images per minibatch.
-        lr: Adam's learning rate (halved at 50 % and 75 % of the epochs).
+        lr: the optimiser's learning rate at the start.
+        optimizer: ``"adam"`` or ``"sgd"`` (Nesterov momentum :data:`SGD_MOMENTUM`).
+        schedule: ``"halving"`` (the learning rate halved at 50 % and 75 % of the epochs) or
+            ``"cosine"`` (annealed to 0 along a cosine over the epochs).
         dropout_input, dropout_hidden: dropout on the input and on each hidden output (0: none).
         search: the search that makes the pool's examples (cheaper than the chapters' own, and in
             float32: the pools need no independence from the batch, and they are this training's
@@ -92,6 +103,8 @@ class AdversarialTrainingSettings:
     pool_scaling: str = "as found"
     pool_distortion: float = 0.0
     fgsm_epsilon: float = 0.0
+    optimizer: str = "adam"
+    schedule: str = "halving"
 
     def __post_init__(self) -> None:
         if len(set(self.pool_layers)) != len(self.pool_layers) or any(k < 0 for k in self.pool_layers):
@@ -113,6 +126,10 @@ class AdversarialTrainingSettings:
         if self.pool_layers and self.mix > 0 and self.pooled_per_layer() == 0:  # mix 0 asks for none
             raise ValueError(f"mix {self.mix} gives no pooled example per minibatch: {self.mix} x {self.batch_size} "
                              f"clean images shared by {len(self.pool_layers)} pool(s) rounds to 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.pool_target not in POOL_TARGETS:
             raise ValueError(f"unknown pool_target {self.pool_target!r}; choose one of {POOL_TARGETS}")
         if self.pool_scaling not in POOL_SCALINGS:
@@ -144,21 +161,43 @@ class AdversarialTrainingSettings:
         if self.fgsm_epsilon:
             pools = (f"fast-gradient-sign examples at ε = {self.fgsm_epsilon:g}, weighted "
                      f"{1 - FGSM_CLEAN_WEIGHT:g} against {FGSM_CLEAN_WEIGHT:g} for the clean loss")
-        return (f"{self.epochs} epochs of minibatches of {self.batch_size}, Adam at lr {self.lr:g} "
-                f"(halved at 50 % and 75 %)\n{pools}\n"
+        optimizer = "Adam" if self.optimizer == "adam" else f"SGD with Nesterov momentum {SGD_MOMENTUM:g}"
+        schedule = "halved at 50 % and 75 %" if self.schedule == "halving" else "annealed to 0 along a cosine"
+        return (f"{self.epochs} epochs of minibatches of {self.batch_size}, {optimizer} at lr {self.lr:g} "
+                f"({schedule})\n{pools}\n"
                 f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers\n"
                 f"the pools' search:\n{self.search.describe()}")
 
     def key(self) -> dict[str, object]:
         """Every setting, as a cache key (without the fields added later while they hold the value that
-        trains as before they existed: ``fgsm_epsilon``, ``pool_target``, ``pool_scaling``, ``pool_distortion``)."""
+        trains as before they existed: ``fgsm_epsilon``, ``pool_target``, ``pool_scaling``, ``pool_distortion``,
+        ``optimizer``, ``schedule``)."""
         fields = asdict(self)
         fields["search"] = self.search.key()
         for name, neutral in (("fgsm_epsilon", 0.0), ("pool_target", "random"), ("pool_scaling", "as found"),
-                              ("pool_distortion", 0.0)):
+                              ("pool_distortion", 0.0), ("optimizer", "adam"), ("schedule", "halving")):
             if fields[name] == neutral:
                 del fields[name]
         return fields
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is optimised, the part of :class:`AdversarialTrainingSettings` that a recipe search
+    chooses: the optimiser, its schedule, its initial learning rate and the epochs."""
+
+    optimizer: str
+    schedule: str
+    lr: float
+    epochs: int
+
+    def applied(self, settings: AdversarialTrainingSettings) -> AdversarialTrainingSettings:
+        """``settings`` trained with this recipe (checked as settings are)."""
+        return replace(settings, optimizer=self.optimizer, schedule=self.schedule, lr=self.lr, epochs=self.epochs)
+
+    def describe(self) -> str:
+        """One short line, e.g. ``SGD, cosine, lr 0.2, 24 epochs``."""
+        return f"{'Adam' if self.optimizer == 'adam' else 'SGD'}, {self.schedule}, lr {self.lr:g}, {self.epochs} epochs"
 
 
 def _layers(model: SigmoidMLP) -> list[nn.Linear]:
@@ -252,7 +291,8 @@ def fast_gradient_sign(model: Callable[[Tensor], Tensor], images: Tensor, labels
 
 
 class AdversarialPool:
-    """A pool of adversarial examples per layer, each with its true label.
+    """A pool of adversarial examples per layer, each with its true label and the target its search
+    aimed at.
 
     Args:
         layers: the pooled layers.
@@ -263,6 +303,7 @@ class AdversarialPool:
         self.layers, self.size = layers, size
         self.inputs: dict[int, Tensor] = {}
         self.labels: dict[int, Tensor] = {}
+        self.targets: dict[int, Tensor] = {}
 
     def refresh(self, model: SigmoidMLP, data: Split, share: float, generator: torch.Generator,
                 settings: SearchSettings, *, target: str = "random", scaling: str = "as found",
@@ -293,14 +334,20 @@ class AdversarialPool:
                     clean = layer_output(model.eval(), images.to(next(model.parameters()).device), k).cpu()
                 adversarial = resize_perturbations(clean, adversarial, scaling, distortion)
             dev = next(model.parameters()).device  # the pool lives where the network trains
-            adversarial, labels = adversarial.to(dev), labels.to(dev)
+            adversarial, labels, targets = adversarial.to(dev), labels.to(dev), targets.to(dev)
             if not full:
-                self.inputs[k], self.labels[k] = adversarial, labels
+                self.inputs[k], self.labels[k], self.targets[k] = adversarial, labels, targets
             else:
                 slots = torch.randperm(self.size, generator=generator)[:n].to(dev)
-                self.inputs[k][slots], self.labels[k][slots] = adversarial, labels
+                self.inputs[k][slots], self.labels[k][slots], self.targets[k][slots] = adversarial, labels, targets
             replaced[k] = refresh_record(result)
         return replaced
+
+    def kept(self, k: int, n: int) -> dict[str, Tensor]:
+        """The first ``n`` slots of layer ``k``'s pool (all of a smaller one), on the CPU: ``inputs``
+        (n, d_k), ``labels`` and ``targets`` (n,)."""
+        return {name: part[k][:n].cpu() for name, part in
+                (("inputs", self.inputs), ("labels", self.labels), ("targets", self.targets))}
 
     def sample(self, k: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` random examples of layer ``k``'s pool, with their labels, on the pool's device."""
@@ -314,6 +361,32 @@ def runner_up_targets(model: SigmoidMLP, images: Tensor, labels: Tensor) -> Tens
         logits = model.eval()(images.to(next(model.parameters()).device)).cpu()
     logits[torch.arange(len(labels)), labels] = -math.inf
     return logits.argmax(1)
+
+
+POOL_VERDICTS = ("true label", "target", "other label")
+"""What an independent network can say a pooled input shows (:func:`pool_verdicts`)."""
+
+
+def pool_verdicts(model: nn.Module, kept: dict[str, Tensor]) -> dict[str, int]:
+    """How many of a pool's inputs (:meth:`AdversarialPool.kept` of layer 0) ``model`` classifies as their
+    true label, as their search's target, or as another label.
+
+    Args:
+        model: an image classifier, (N, 1, 28, 28) in [0, 1] -> (N, 10) logits.
+        kept: ``inputs`` (n, 784) in [0, 1], ``labels`` and ``targets`` (n,).
+
+    Returns:
+        Each of :data:`POOL_VERDICTS` -> a count; the counts sum to n.
+    """
+    inputs, labels, targets = kept["inputs"], kept["labels"], kept["targets"]
+    if inputs.ndim != 2 or inputs.shape[1] != 784 or labels.shape != targets.shape or len(labels) != len(inputs):
+        raise ValueError(f"a kept input pool needs inputs (n, 784) and labels and targets (n,), got "
+                         f"{tuple(inputs.shape)}, {tuple(labels.shape)}, {tuple(targets.shape)}")
+    check_images(inputs.view(-1, 1, 28, 28), "the pool's inputs")
+    with torch.no_grad():
+        said = model.eval()(inputs.view(-1, 1, 28, 28).to(next(model.parameters()).device)).argmax(1).cpu()
+    true, target = said == labels, (said == targets) & (said != labels)
+    return {"true label": int(true.sum()), "target": int(target.sum()), "other label": int((~true & ~target).sum())}
 
 
 def resize_perturbations(clean: Tensor, adversarial: Tensor, scaling: str, distortion: float) -> Tensor:
@@ -338,6 +411,10 @@ def refresh_record(result: AttackResult) -> dict[str, float]:
             "median distortion": quantiles[0], "p90 distortion": quantiles[1]}
 
 
+POOL_KEPT = 1000
+"""Examples of the input pool that :class:`TrainingCurve` keeps at the end of training."""
+
+
 @dataclass
 class TrainingCurve:
     """What :func:`adversarial_fit` did.
@@ -350,6 +427,9 @@ class TrainingCurve:
         seconds: wall time.
         refresh_log: one entry per pool and refresh: ``step``, ``epoch`` (from 0), ``layer`` and the
             record of :meth:`AdversarialPool.refresh`.
+        input_pool: with a pool at the input, :data:`POOL_KEPT` of its examples at the end of training
+            (:meth:`AdversarialPool.kept`: ``inputs`` (n, 784) in [0, 1], ``labels``, ``targets``), for
+            an independent network to say what they show; else empty.
     """
 
     epochs: list[int]
@@ -358,6 +438,7 @@ class TrainingCurve:
     refreshes: int
     seconds: float
     refresh_log: list[dict[str, float]] = field(default_factory=list)
+    input_pool: dict[str, Tensor] = field(default_factory=dict)
 
 
 class StackedSigmoidMLP(nn.Module):
@@ -489,9 +570,17 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     dropout_generators = [torch.Generator().manual_seed(seed + DROPOUT_STREAM) for seed in seeds]
     pools = [AdversarialPool(settings.pool_layers, settings.pool_size) for _ in models]
-    opt = torch.optim.Adam(stack.parameters(), lr=settings.lr)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
+    opt: torch.optim.Optimizer
+    if settings.optimizer == "adam":
+        opt = torch.optim.Adam(stack.parameters(), lr=settings.lr)
+    else:
+        opt = torch.optim.SGD(stack.parameters(), lr=settings.lr, momentum=SGD_MOMENTUM, nesterov=True)
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    if settings.schedule == "halving":
+        schedule = torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=[settings.epochs // 2, (3 * settings.epochs) // 4], gamma=0.5)
+    else:
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs)
     per_layer = settings.pooled_per_layer()
     widths = [w.shape[1] for w in stack.weights]
     pooled_weight = settings.mix / len(settings.pool_layers) if settings.pool_layers else 0.0
@@ -561,7 +650,9 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
                 curve.test_error.append(errors[i])
     stack.write_back(models)
     seconds = time.perf_counter() - start
-    for model, curve in zip(models, curves):
+    for model, curve, pool in zip(models, curves, pools):
         model.cpu().eval()
         curve.seconds = seconds
+        if 0 in pool.inputs:
+            curve.input_pool = pool.kept(0, POOL_KEPT)
     return curves

@@ -476,12 +476,14 @@ CLAIMS: tuple[Claim, ...] = (
           "A 100-100-10 network trained with pools of adversarial examples at every layer reaches a lower test "
           "error (below 1.2 %) than weight decay alone (1.6 %) or dropout (about 1.3 %).",
           "adversarial_training",
-          "Test error over seeds of the pools at every layer, weight decay and dropout variants, paired by "
-          "seed (the variants of a seed share their initial weights and minibatch order).",
-          "Two orderings (pools < weight decay, pools < dropout), each a case decided by a two-sided paired "
-          "t-test at level 0.05: it holds when significantly lower, fails when significantly higher, and is "
-          "not resolved otherwise (or with one seed); holds if both hold, fails if both fail, not resolved if "
-          "neither is resolved, mixed otherwise."),
+          "Test error over seeds of the pools at every layer (under the chapter's first reading of the pool's "
+          "open settings and under the reading chosen on held-out images), weight decay and dropout variants, "
+          "with the recipe chosen on held-out images, paired by seed (the variants of a seed share their "
+          "initial weights and minibatch order).",
+          "Four orderings (each reading's pools < weight decay, < dropout), each a case decided by a two-sided "
+          "paired t-test at level 0.05: it holds when significantly lower, fails when significantly higher, "
+          "and is not resolved otherwise (or with one seed); holds if all hold, fails if all fail, not "
+          "resolved if none is resolved, mixed otherwise."),
     Claim("dropout-beats-weight-decay", "§4.2",
           "Carefully applied dropout lowers the test error of the 100-100-10 network below that of weight "
           "decay alone.",

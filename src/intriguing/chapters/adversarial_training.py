@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -13,8 +14,8 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import cache, paper, plots
-from ..adversarial_training import AdversarialTrainingSettings, adversarial_fit_many
-from ..artifacts import attacked_images, training_split
+from ..adversarial_training import POOL_VERDICTS, AdversarialTrainingSettings, Recipe, adversarial_fit_many, pool_verdicts
+from ..artifacts import attacked_images, replicates, trained_network, training_split
 from ..attacks import min_distortion_attack
 from ..data import Split, load_mnist
 from ..evaluate import error_rate
@@ -23,45 +24,75 @@ from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..spread import ORDERING_VERDICTS, paired_ordering
 
-__all__ = ["CLAIMS", "CONTROL", "DROPOUT_TRIED", "EPSILONS_TRIED", "LAYER_NAMES", "LEVEL", "ORDERINGS", "VARIANTS",
-           "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "error_curves", "orderings",
-           "pool_figure", "pool_record", "pool_search_cost", "pool_summary", "pooled_settings", "results", "summary",
-           "tuning"]
+__all__ = ["BEST_READING", "CLAIMS", "CONTROL", "DROPOUT_TRIED", "EPSILONS_TRIED", "FIRST_FAMILY", "FIRST_RECIPE",
+           "LAYER_NAMES", "LEVEL", "ORDERINGS", "POOL_READINGS", "SINGLE_LAYER_POOLS", "VARIANTS", "Choices",
+           "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "error_curves",
+           "lbfgs_reference", "orderings", "pool_contents", "pool_figure", "pool_record", "pool_search_cost",
+           "pool_summary", "pool_tuning", "results", "summary", "tuning", "variant_seeds", "variant_settings"]
 
-FORMAT = 2  # bump to retrain every variant after a change to how they are trained (2: trained seeds together)
+FORMAT = 3  # bump to retrain every variant after a change to what training records (3: the input pool kept)
 HIDDEN = (100, 100)
+FIRST_RECIPE = "weight decay, first recipe"
+"""Weight decay alone with the chapter's first recipe (:func:`choose`), beside the recipe chosen now."""
+BEST_READING = "pools, best reading"
+"""The pools under the reading of §4.2 that the held-out images chose (:func:`pool_tuning`)."""
+CONTROL = "fast gradient sign"
+"""The positive control: adversarial training that the literature reports helping (Goodfellow, Shlens &
+Szegedy 2015, §6), with the weight-decay variant's network, recipe and seeds."""
 VARIANTS = {
     "weight decay": (),
+    FIRST_RECIPE: (),
     "dropout": (),
     "pool at the input": (0,),
     "pool at hidden layer 1": (1,),
     "pool at hidden layer 2": (2,),
     "pools at every layer": (0, 1, 2),
-    "fast gradient sign": (),
+    BEST_READING: (0, 1, 2),
+    CONTROL: (),
 }
-"""Variant -> its pooled layers (0: the input). Every variant keeps the FC networks' weight decay;
-"dropout" adds the dropout rates chosen by :func:`tuning`, and every variant trains with the
-learning rate chosen there (:func:`choose`). :data:`CONTROL` trains on fast-gradient-sign examples at
-the ε chosen by :func:`control_tuning`."""
-CONTROL = "fast gradient sign"
-"""The positive control: adversarial training that the literature reports helping (Goodfellow, Shlens &
-Szegedy 2015, §6), with the weight-decay variant's network, recipe and seeds."""
+"""Variant -> its pooled layers (0: the input) before :data:`POOL_READINGS` change them. Every variant keeps
+the FC networks' weight decay and trains with the recipe the held-out images chose (:func:`choose`),
+but :data:`FIRST_RECIPE`; "dropout" adds the chosen dropout rates; the pools follow the first reading
+of :data:`POOL_READINGS` but :data:`BEST_READING`, which follows the chosen one; :data:`CONTROL` trains
+on fast-gradient-sign examples at the chosen ε."""
+SINGLE_LAYER_POOLS = ("pool at the input", "pool at hidden layer 1", "pool at hidden layer 2")
+"""The variants trained with ``profile.adversarial_layer_seeds`` seeds; the others with ``adversarial_seeds``."""
+FIRST_FAMILY = ("adam", "halving")
+"""The chapter's first recipe family: Adam, halved at 50 % and 75 %; its first recipe is the best of the
+profile's recipes of this family on the held-out images."""
 EPSILONS_TRIED = (0.05, 0.1, 0.2)
 """The control's ε tried on the held-out images (pixels in [0, 1])."""
-DROPOUT_TRIED = [(0.0, 0.0), (0.0, 0.2), (0.0, 0.5), (0.2, 0.5)]
-"""(input, hidden) dropout rates tried on a held-out part of the training set; (0, 0) is weight decay alone."""
+DROPOUT_TRIED = [(0.0, 0.2), (0.0, 0.5), (0.2, 0.5)]
+"""(input, hidden) dropout rates tried on a held-out part of the training set, with the chosen recipe."""
+POOL_READINGS: dict[str, Callable[[AdversarialTrainingSettings], AdversarialTrainingSettings]] = {
+    "first reading": lambda s: s,
+    "runner-up targets": lambda s: replace(s, pool_target="runner-up"),
+    "capped at 0.1 RMS": lambda s: replace(s, pool_scaling="cap", pool_distortion=0.1),
+    "fixed at 0.05 RMS": lambda s: replace(s, pool_scaling="fixed", pool_distortion=0.05),
+    "mix 0.2": lambda s: replace(s, mix=0.2),
+    "hidden layers only": lambda s: replace(s, pool_layers=(1, 2)),
+    "from half-way": lambda s: replace(s, pool_start=s.epochs // 2),
+}
+"""Readings of what §4.2 leaves open, each a change to the pools at every layer: the first (random targets,
+examples as found, 0.5 pooled per clean example, every layer, from the profile's start epoch) and one
+change each. Distortions are RMS in each layer's units (pixels at the input, sigmoid outputs above)."""
 VALIDATION = 10_000  # training images held out for the tuning (a 1/6 share of a subset)
 ORDERINGS = [
     ("pools at every layer", "dropout"),
     ("dropout", "weight decay"),
     ("pools at every layer", "weight decay"),
+    (BEST_READING, "weight decay"),
+    (BEST_READING, "dropout"),
     ("pool at hidden layer 2", "pool at the input"),
     ("pool at hidden layer 1", "pool at the input"),
     (CONTROL, "weight decay"),
+    ("weight decay", FIRST_RECIPE),
 ]
-"""The paper's orderings, each as (should be lower, should be higher) in test error, and the control's."""
+"""The paper's orderings, each as (should be lower, should be higher) in test error, the control's, and the
+chosen recipe's against the first."""
 CLAIM_ORDERINGS = {
-    "adversarial-training-improves": [("pools at every layer", "weight decay"), ("pools at every layer", "dropout")],
+    "adversarial-training-improves": [("pools at every layer", "weight decay"), ("pools at every layer", "dropout"),
+                                      (BEST_READING, "weight decay"), (BEST_READING, "dropout")],
     "dropout-beats-weight-decay": [("dropout", "weight decay")],
     "higher-layers-more-useful": [("pool at hidden layer 2", "pool at the input"),
                                   ("pool at hidden layer 1", "pool at the input")],
@@ -76,13 +107,27 @@ LEVEL = 0.05
 @dataclass
 class TrainedVariant:
     """One network of a variant: the model, its test error (%) after each epoch, its training time (of
-    the networks trained together with it), and its pools' refreshes
-    (:attr:`intriguing.adversarial_training.TrainingCurve.refresh_log`)."""
+    the networks trained together with it), its pools' refreshes
+    (:attr:`intriguing.adversarial_training.TrainingCurve.refresh_log`) and the input pool's examples kept
+    at the end (:attr:`~intriguing.adversarial_training.TrainingCurve.input_pool`)."""
 
     model: SigmoidMLP
     test_error: list[float]
     seconds: float
     refresh_log: list[dict[str, float]]
+    input_pool: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the held-out images chose: the recipe, the first recipe, the dropout rates (input, hidden),
+    the control's ε and the pools' reading (a key of :data:`POOL_READINGS`)."""
+
+    recipe: Recipe
+    first_recipe: Recipe
+    dropout: tuple[float, float]
+    epsilon: float
+    reading: str
 
 
 def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, profile: Profile, seeds: list[int],
@@ -91,7 +136,7 @@ def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, pr
     together (:func:`intriguing.adversarial_training.adversarial_fit_many`) and stored one by one."""
     keys = {seed: {"format": FORMAT, "hidden": HIDDEN, "weight_decay": FC_DECAY, "settings": settings.key(),
                    "seed": seed, "train_subset": profile.train_subset, **selection} for seed in seeds}
-    names = {seed: f"{variant}-seed{seed}".replace(" ", "_") for seed in seeds}
+    names = {seed: f"{variant}-seed{seed}".replace(" ", "_").replace(",", "") for seed in seeds}
     records = {seed: cache.lookup("adversarial-training", names[seed], keys[seed]) for seed in seeds}
     missing = [seed for seed in seeds if records[seed] is cache.MISSING]
     if missing:
@@ -110,7 +155,8 @@ def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, pr
         model = SigmoidMLP(HIDDEN)
         model.load_state_dict(records[seed]["state_dict"])
         curve = records[seed]["curve"]
-        trained.append(TrainedVariant(model.eval(), curve["test_error"], curve["seconds"], curve.get("refresh_log", [])))
+        trained.append(TrainedVariant(model.eval(), curve["test_error"], curve["seconds"], curve["refresh_log"],
+                                      curve["input_pool"]))
     return trained
 
 
@@ -121,114 +167,166 @@ def _held_out_split(profile: Profile) -> tuple[Split, Split]:
     return train.subset(slice(0, len(train) - held)), train.subset(slice(len(train) - held, len(train)))
 
 
+def _held_out_error(variant: str, settings: AdversarialTrainingSettings, profile: Profile) -> float:
+    """The error (%) on the held-out images of a network trained with ``settings`` and the first seed on
+    the rest of the profile's training images."""
+    fit, check = _held_out_split(profile)
+    (net,) = _train(variant, settings, fit, profile, [0], {"held_out": len(check)})
+    return 100 * error_rate(net.model, check)
+
+
 def tuning(profile: Profile | str | None = None) -> pd.DataFrame:
-    """Every learning rate of the profile with every dropout setting of :data:`DROPOUT_TRIED`: each
-    trained with the first seed on the profile's training images minus a held-out share, and its
-    error (%) on the held-out images.
+    """Every recipe of the profile without dropout, then the best of them with every dropout setting of
+    :data:`DROPOUT_TRIED`: each trained with the first seed on the profile's training images minus a
+    held-out share, and its error (%) on the held-out images.
 
     Returns:
-        One row per setting: ``lr``, ``input dropout``, ``hidden dropout``, ``held-out error (%)``.
+        One row per setting: ``recipe`` (:meth:`intriguing.adversarial_training.Recipe.describe`),
+        ``input dropout``, ``hidden dropout``, ``held-out error (%)``.
     """
     profile = get_profile(profile)
-    fit, check = _held_out_split(profile)
-    held = len(check)
-    rows = []
-    for lr in profile.adversarial_learning_rates:
-        for p_in, p_hidden in DROPOUT_TRIED:
-            settings = replace(profile.adversarial_training, pool_layers=(), lr=lr, dropout_input=p_in,
-                               dropout_hidden=p_hidden)
-            (net,) = _train("tuning", settings, fit, profile, [0], {"held_out": held})
-            rows.append({"lr": lr, "input dropout": p_in, "hidden dropout": p_hidden,
-                         "held-out error (%)": 100 * error_rate(net.model, check)})
+    errors = {recipe: _held_out_error("tuning", recipe.applied(profile.adversarial_training), profile)
+              for recipe in profile.adversarial_recipes}
+    rows: list[dict[str, object]] = [{"recipe": recipe.describe(), "input dropout": 0.0, "hidden dropout": 0.0,
+                                      "held-out error (%)": error} for recipe, error in errors.items()]
+    best = min(errors, key=errors.__getitem__)
+    for p_in, p_hidden in DROPOUT_TRIED:
+        settings = replace(best.applied(profile.adversarial_training), dropout_input=p_in, dropout_hidden=p_hidden)
+        rows.append({"recipe": best.describe(), "input dropout": p_in, "hidden dropout": p_hidden,
+                     "held-out error (%)": _held_out_error("tuning", settings, profile)})
     return pd.DataFrame(rows)
 
 
-def choose(tuned: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """The settings a :func:`tuning` table picks: for ``"weight decay"`` (and every pooled variant)
-    the learning rate with the lowest held-out error without dropout, for ``"dropout"`` the learning
-    rate and rates with the lowest held-out error among the settings with dropout.
-
-    Returns:
-        ``{"weight decay": {"lr": …}, "dropout": {"lr": …, "dropout_input": …, "dropout_hidden": …}}``.
-
-    Raises:
-        ValueError: the table lacks settings with dropout or without it.
-    """
-    plain = (tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)
-    if not plain.any() or plain.all():
-        raise ValueError("the tuning table needs settings both with and without dropout")
-    best_plain = tuned.loc[tuned.loc[plain, "held-out error (%)"].idxmin()]
-    best_dropout = tuned.loc[tuned.loc[~plain, "held-out error (%)"].idxmin()]
-    return {"weight decay": {"lr": float(best_plain["lr"])},
-            "dropout": {"lr": float(best_dropout["lr"]), "dropout_input": float(best_dropout["input dropout"]),
-                        "dropout_hidden": float(best_dropout["hidden dropout"])}}
+def _recipe(profile: Profile, described: str) -> Recipe:
+    recipes = {recipe.describe(): recipe for recipe in profile.adversarial_recipes}
+    if described not in recipes:
+        raise ValueError(f"no recipe {described!r} in profile {profile.name!r}; it has {sorted(recipes)}")
+    return recipes[described]
 
 
-def pooled_settings(profile: Profile | str | None = None) -> AdversarialTrainingSettings:
-    """The profile's settings of the variant with pools at every layer, before :func:`tuning` chooses
-    the learning rate."""
-    return replace(get_profile(profile).adversarial_training, pool_layers=VARIANTS["pools at every layer"])
-
-
-def _settings(variant: str, profile: Profile, tuned: pd.DataFrame, epsilon: float = 0.0) -> AdversarialTrainingSettings:
-    chosen = choose(tuned)["dropout" if variant == "dropout" else "weight decay"]
-    return replace(profile.adversarial_training, pool_layers=VARIANTS[variant], lr=chosen["lr"],
-                   dropout_input=chosen.get("dropout_input", 0.0), dropout_hidden=chosen.get("dropout_hidden", 0.0),
-                   fgsm_epsilon=epsilon if variant == CONTROL else 0.0)
+def _base(profile: Profile, tuned: pd.DataFrame) -> AdversarialTrainingSettings:
+    """The weight-decay variant's settings: the profile's, with the recipe ``tuned`` chooses."""
+    plain = tuned[(tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)]
+    return _recipe(profile, plain.loc[plain["held-out error (%)"].idxmin(), "recipe"]).applied(
+        profile.adversarial_training)
 
 
 def control_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The control's ε: every ε of :data:`EPSILONS_TRIED`, with the weight-decay variant's settings, trained
-    with the first seed on the profile's training images minus the held-out share of :func:`tuning`,
-    and its error (%) on the held-out images; the chosen ε is the one with the lowest.
+    """The control's ε: every ε of :data:`EPSILONS_TRIED` with the weight-decay variant's settings, and the
+    held-out error (%) as in :func:`tuning`; the chosen ε is the one with the lowest.
 
     Returns:
         One row per ε: ``epsilon``, ``held-out error (%)``, ``chosen``.
     """
     profile = get_profile(profile)
-    tuned = tuning(profile) if tuned is None else tuned
-    fit, check = _held_out_split(profile)
-    held = len(check)
-    rows = []
-    for epsilon in EPSILONS_TRIED:
-        (net,) = _train("control tuning", _settings(CONTROL, profile, tuned, epsilon), fit, profile, [0],
-                        {"held_out": held})
-        rows.append({"epsilon": epsilon, "held-out error (%)": 100 * error_rate(net.model, check)})
-    table = pd.DataFrame(rows)
+    base = _base(profile, tuning(profile) if tuned is None else tuned)
+    table = pd.DataFrame([{"epsilon": epsilon, "held-out error (%)": _held_out_error(
+        "control tuning", replace(base, fgsm_epsilon=epsilon), profile)} for epsilon in EPSILONS_TRIED])
     return table.assign(chosen=table["held-out error (%)"] == table["held-out error (%)"].min())
 
 
-def _chosen_epsilon(control: pd.DataFrame) -> float:
-    return float(control.loc[control["chosen"], "epsilon"].iloc[0])
+def _changes(base: AdversarialTrainingSettings, read: AdversarialTrainingSettings) -> str:
+    before, after = base.key(), read.key()
+    changed = [f"{name} {after.get(name)}" for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)]
+    return ", ".join(changed) or "none"
 
 
-def results(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None,
-            control: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every variant and seed: test and training error (%), the average minimum distortion of its
-    adversarial test images (random targets, the book's search), and its training time. ``control`` is
-    :func:`control_tuning`'s table (computed when None).
+def pool_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The pools' reading: the pools at every layer under every reading of :data:`POOL_READINGS`, with the
+    weight-decay variant's recipe, and the held-out error (%) as in :func:`tuning`; the chosen reading is
+    the one with the lowest.
+
+    Returns:
+        One row per reading (the index): ``changes`` (the settings it changes), ``held-out error (%)``,
+        ``chosen``.
+    """
+    profile = get_profile(profile)
+    pooled = replace(_base(profile, tuning(profile) if tuned is None else tuned), pool_layers=VARIANTS["pools at every layer"])
+    rows = {}
+    for reading, read in POOL_READINGS.items():
+        settings = read(pooled)
+        rows[reading] = {"changes": _changes(pooled, settings),
+                         "held-out error (%)": _held_out_error("pool tuning", settings, profile)}
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("reading")
+    return table.assign(chosen=table["held-out error (%)"] == table["held-out error (%)"].min())
+
+
+def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataFrame, readings: pd.DataFrame) -> Choices:
+    """What :func:`tuning`, :func:`control_tuning` and :func:`pool_tuning` choose: the recipe with the lowest
+    held-out error without dropout, the first recipe (the best of :data:`FIRST_FAMILY`), the dropout rates
+    with the lowest held-out error, and the chosen ε and reading.
+
+    Raises:
+        ValueError: the tuning table lacks settings with dropout or without it, or a recipe of the first
+            family; or no ε or reading is chosen.
+    """
+    profile = get_profile(profile)
+    plain = (tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)
+    if not plain.any() or plain.all():
+        raise ValueError("the tuning table needs settings both with and without dropout")
+    recipes = {described: _recipe(profile, described) for described in tuned.loc[plain, "recipe"]}
+    first = tuned[plain & tuned["recipe"].map(lambda d: (recipes[d].optimizer, recipes[d].schedule) == FIRST_FAMILY)]
+    if first.empty:
+        raise ValueError(f"the tuning table has no recipe of the first family {FIRST_FAMILY}")
+    dropout = tuned.loc[tuned.loc[~plain, "held-out error (%)"].idxmin()]
+    if not control["chosen"].any() or not readings["chosen"].any():
+        raise ValueError("no ε or no reading is chosen")
+    return Choices(recipe=recipes[tuned.loc[tuned.loc[plain, "held-out error (%)"].idxmin(), "recipe"]],
+                   first_recipe=recipes[first.loc[first["held-out error (%)"].idxmin(), "recipe"]],
+                   dropout=(float(dropout["input dropout"]), float(dropout["hidden dropout"])),
+                   epsilon=float(control.loc[control["chosen"], "epsilon"].iloc[0]),
+                   reading=str(readings.index[readings["chosen"]][0]))
+
+
+def variant_settings(variant: str, profile: Profile | str | None, choices: Choices) -> AdversarialTrainingSettings:
+    """The settings ``variant`` trains with (see :data:`VARIANTS`)."""
+    profile = get_profile(profile)
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+    recipe = choices.first_recipe if variant == FIRST_RECIPE else choices.recipe
+    settings = replace(recipe.applied(profile.adversarial_training), pool_layers=VARIANTS[variant])
+    if variant == "dropout":
+        settings = replace(settings, dropout_input=choices.dropout[0], dropout_hidden=choices.dropout[1])
+    if variant == CONTROL:
+        settings = replace(settings, fgsm_epsilon=choices.epsilon)
+    if variant == BEST_READING:
+        settings = POOL_READINGS[choices.reading](settings)
+    return settings
+
+
+def variant_seeds(variant: str, profile: Profile | str | None = None) -> list[int]:
+    """The seeds of ``variant``: ``profile.adversarial_layer_seeds`` for :data:`SINGLE_LAYER_POOLS`,
+    ``profile.adversarial_seeds`` for the others."""
+    profile = get_profile(profile)
+    return list(range(profile.adversarial_layer_seeds if variant in SINGLE_LAYER_POOLS else profile.adversarial_seeds))
+
+
+def results(profile: Profile | str | None, choices: Choices) -> pd.DataFrame:
+    """Every variant and seed (:func:`variant_seeds`): test and training error (%), the average minimum
+    distortion of its adversarial test images (random targets, the book's search), and its training time.
 
     Returns:
         Rows (variant, seed); columns ``test error``, ``training error``, ``distortion``,
-        ``success (%)``, ``seconds``, ``curve`` (the test error after each epoch) and ``refreshes``
-        (each pool refresh, :attr:`intriguing.adversarial_training.TrainingCurve.refresh_log`).
+        ``success (%)``, ``seconds``, ``curve`` (the test error after each epoch), ``refreshes``
+        (each pool refresh, :attr:`intriguing.adversarial_training.TrainingCurve.refresh_log`) and
+        ``input pool`` (:attr:`intriguing.adversarial_training.TrainingCurve.input_pool`).
     """
     profile = get_profile(profile)
-    tuned = tuning(profile) if tuned is None else tuned
-    epsilon = _chosen_epsilon(control_tuning(profile, tuned) if control is None else control)
     train, test = training_split("train", profile), load_mnist("test")
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = []
     for variant in VARIANTS:
-        settings = _settings(variant, profile, tuned, epsilon)
-        for seed, net in enumerate(_train(variant, settings, train, profile, list(range(profile.adversarial_seeds)), {})):
+        settings = variant_settings(variant, profile, choices)
+        for seed, net in zip(variant_seeds(variant, profile), _train(variant, settings, train, profile,
+                                                                     variant_seeds(variant, profile), {})):
             attack = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
                                            settings=profile.search, progress=False)
             rows.append({"variant": variant, "seed": seed, "test error": 100 * error_rate(net.model, test),
                          "training error": 100 * error_rate(net.model, train),
                          "distortion": attack.distortion[attack.success].mean().item(),
                          "success (%)": 100 * attack.success.double().mean().item(),
-                         "seconds": net.seconds, "curve": net.test_error, "refreshes": net.refresh_log})
+                         "seconds": net.seconds, "curve": net.test_error, "refreshes": net.refresh_log,
+                         "input pool": net.input_pool})
     return pd.DataFrame(rows).set_index(["variant", "seed"])
 
 
@@ -283,12 +381,12 @@ def check_orderings(found: pd.DataFrame) -> None:
     assert found.loc[tested, "p-value"].between(0, 1).all(), found
 
 
-def pool_search_cost(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
+def pool_search_cost(profile: Profile | str | None, choices: Choices) -> pd.DataFrame:
     """The pools' cheaper search against the chapter's, on the weight-decay network's first seed and the
     same attacked test images: mean distortion, success and seconds per 1000 examples."""
     profile = get_profile(profile)
-    settings = _settings("weight decay", profile, tuning(profile) if tuned is None else tuned)
-    seeds = list(range(profile.adversarial_seeds))  # as results() trains them: together, the first one used here
+    settings = variant_settings("weight decay", profile, choices)
+    seeds = variant_seeds("weight decay", profile)  # as results() trains them: together, the first one used here
     model = _train("weight decay", settings, training_split("train", profile), profile, seeds, {})[0].model
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = {}
@@ -353,6 +451,40 @@ def pool_summary(record: pd.DataFrame) -> pd.DataFrame:
                        "median distortion, first": first["median distortion"],
                        "median distortion, last": last["median distortion"], "refreshes": len(part)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("pooled layer")
+
+
+def lbfgs_reference(profile: Profile | str | None = None) -> pd.Series:
+    """The test error (%) of each replicate of the book's N100-100-10 (:mod:`intriguing.artifacts`), the same
+    784-100-100-10 sigmoid network with the same weight decay trained full-batch with L-BFGS: the level a
+    minibatch recipe should reach."""
+    profile = get_profile(profile)
+    test = load_mnist("test")
+    return pd.Series({replicate: 100 * error_rate(trained_network("N100-100-10", profile, replicate=replicate).model, test)
+                      for replicate in replicates("N100-100-10", profile)}, name="test error (%)").rename_axis("replicate")
+
+
+def pool_contents(found: pd.DataFrame, profile: Profile | str | None = None) -> pd.DataFrame:
+    """What the input pools held at the end of training, as the book's Conv (a network trained apart,
+    :func:`intriguing.artifacts.trained_network`) classifies their kept examples
+    (:func:`intriguing.adversarial_training.pool_verdicts`): per variant with a pool at the input, the
+    share (%) of each verdict, the mean over seeds.
+
+    Returns:
+        Rows: variants; columns :data:`intriguing.adversarial_training.POOL_VERDICTS` (%), ``examples``
+        (per seed) and ``seeds``.
+    """
+    judge = trained_network("Conv", get_profile(profile)).model
+    rows = []
+    for (variant, seed), kept in found["input pool"].items():
+        if kept:
+            counts = pool_verdicts(judge, kept)
+            rows.append({"variant": variant, "seed": seed, "examples": sum(counts.values()),
+                         **{name: 100 * n / sum(counts.values()) for name, n in counts.items()}})
+    if not rows:
+        raise ValueError("no variant kept an input pool")
+    grouped = pd.DataFrame(rows).groupby("variant", sort=False)
+    return grouped[list(POOL_VERDICTS)].mean().assign(examples=grouped["examples"].first(),
+                                                       seeds=grouped["seed"].nunique())
 
 
 def decide_claims(found: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
