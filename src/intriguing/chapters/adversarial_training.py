@@ -28,7 +28,7 @@ __all__ = ["BEST_READING", "CLAIMS", "CONTROL", "DROPOUT_TRIED", "EPSILONS_TRIED
            "LAYER_NAMES", "LEVEL", "ORDERINGS", "POOL_READINGS", "SINGLE_LAYER_POOLS", "VARIANTS", "Choices",
            "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "error_curves",
            "lbfgs_reference", "orderings", "pool_contents", "pool_figure", "pool_record", "pool_search_cost",
-           "pool_summary", "pool_tuning", "results", "summary", "tuning", "variant_seeds", "variant_settings"]
+           "pool_summary", "pool_tuning", "pools_verdict", "results", "summary", "tuning", "variant_seeds", "variant_settings"]
 
 FORMAT = 3  # bump to retrain every variant after a change to what training records (3: the input pool kept)
 HIDDEN = (100, 100)
@@ -485,6 +485,33 @@ def pool_contents(found: pd.DataFrame, profile: Profile | str | None = None) -> 
     grouped = pd.DataFrame(rows).groupby("variant", sort=False)
     return grouped[list(POOL_VERDICTS)].mean().assign(examples=grouped["examples"].first(),
                                                        seeds=grouped["seed"].nunique())
+
+
+def pools_verdict(found: pd.DataFrame, table: pd.DataFrame, reading: str) -> str:
+    """The chapter's answer in one sentence: which reading of the pools at every layer (the first, or
+    ``reading``, the chosen one) beats both weight decay and dropout by :func:`orderings` ``found``, how
+    close the best comes to §4.2's 1.2 % (means of :func:`summary` ``table``), and what the positive
+    control says about the pipeline."""
+    readings = {"pools at every layer": "the first reading", BEST_READING: f"the reading '{reading}'"}
+    beats = [variant for variant in readings
+             if all(found.loc[f"{variant} < {baseline}", "verdict"] == "holds" for baseline in ("weight decay", "dropout"))]
+    closest = min(readings, key=lambda variant: table.loc[variant, "test error"])
+    if beats:
+        best = min(beats, key=lambda variant: table.loc[variant, "test error"])
+        said = (f"Pools at every layer under {readings[best]} beat both weight decay and dropout, at "
+                f"{table.loc[best, 'test error']:.2f} % test error (§4.2: below 1.2 %).")
+    else:
+        said = (f"No reading of the pools at every layer beats both weight decay and dropout: the closer, "
+                f"{readings[closest]}, is at {table.loc[closest, 'test error']:.2f} % test error (§4.2: below 1.2 %, "
+                f"weight decay here {table.loc['weight decay', 'test error']:.2f} %).")
+    control = found.loc[f"{CONTROL} < weight decay", "verdict"]
+    if control == "holds":
+        return said + " The positive control lowers the error, so this pipeline can show an adversarial regulariser helping."
+    if control == "reversed":
+        return said + (" The positive control raises the error too, so this pipeline shows no adversarial regulariser "
+                       "helping, the literature's included.")
+    return said + (" The positive control's ordering against weight decay is not resolved, so this run cannot tell "
+                   "whether the pipeline would show an adversarial regulariser helping.")
 
 
 def decide_claims(found: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
