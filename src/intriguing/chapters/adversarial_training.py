@@ -204,11 +204,24 @@ def _recipe(profile: Profile, described: str) -> Recipe:
     return recipes[described]
 
 
+def _without_dropout(tuned: pd.DataFrame) -> pd.Series:
+    return (tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)
+
+
+def _chosen_recipe(profile: Profile, tuned: pd.DataFrame) -> Recipe:
+    """The recipe of the :func:`tuning` row without dropout that has the lowest held-out error."""
+    plain = tuned[_without_dropout(tuned)]
+    return _recipe(profile, plain.loc[plain["held-out error (%)"].idxmin(), "recipe"])
+
+
 def _base(profile: Profile, tuned: pd.DataFrame) -> AdversarialTrainingSettings:
     """The weight-decay variant's settings: the profile's, with the recipe ``tuned`` chooses."""
-    plain = tuned[(tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)]
-    return _recipe(profile, plain.loc[plain["held-out error (%)"].idxmin(), "recipe"]).applied(
-        profile.adversarial_training)
+    return _chosen_recipe(profile, tuned).applied(profile.adversarial_training)
+
+
+def _mark_lowest(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``chosen`` column: True on the rows of lowest held-out error."""
+    return table.assign(chosen=table["held-out error (%)"] == table["held-out error (%)"].min())
 
 
 def control_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -222,7 +235,7 @@ def control_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | N
     base = _base(profile, tuning(profile) if tuned is None else tuned)
     table = pd.DataFrame([{"epsilon": epsilon, "held-out error (%)": _held_out_error(
         "control tuning", replace(base, fgsm_epsilon=epsilon), profile)} for epsilon in EPSILONS_TRIED])
-    return table.assign(chosen=table["held-out error (%)"] == table["held-out error (%)"].min())
+    return _mark_lowest(table)
 
 
 def _changes(base: AdversarialTrainingSettings, read: AdversarialTrainingSettings) -> str:
@@ -247,8 +260,7 @@ def pool_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None
         settings = read(pooled)
         rows[reading] = {"changes": _changes(pooled, settings),
                          "held-out error (%)": _held_out_error("pool tuning", settings, profile)}
-    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("reading")
-    return table.assign(chosen=table["held-out error (%)"] == table["held-out error (%)"].min())
+    return _mark_lowest(pd.DataFrame.from_dict(rows, orient="index").rename_axis("reading"))
 
 
 def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataFrame, readings: pd.DataFrame) -> Choices:
@@ -261,7 +273,7 @@ def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataF
             family; or no ε or reading is chosen.
     """
     profile = get_profile(profile)
-    plain = (tuned["input dropout"] == 0) & (tuned["hidden dropout"] == 0)
+    plain = _without_dropout(tuned)
     if not plain.any() or plain.all():
         raise ValueError("the tuning table needs settings both with and without dropout")
     recipes = {described: _recipe(profile, described) for described in tuned.loc[plain, "recipe"]}
@@ -271,7 +283,7 @@ def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataF
     dropout = tuned.loc[tuned.loc[~plain, "held-out error (%)"].idxmin()]
     if not control["chosen"].any() or not readings["chosen"].any():
         raise ValueError("no ε or no reading is chosen")
-    return Choices(recipe=recipes[tuned.loc[tuned.loc[plain, "held-out error (%)"].idxmin(), "recipe"]],
+    return Choices(recipe=_chosen_recipe(profile, tuned),
                    first_recipe=recipes[first.loc[first["held-out error (%)"].idxmin(), "recipe"]],
                    dropout=(float(dropout["input dropout"]), float(dropout["hidden dropout"])),
                    epsilon=float(control.loc[control["chosen"], "epsilon"].iloc[0]),
@@ -317,8 +329,8 @@ def results(profile: Profile | str | None, choices: Choices) -> pd.DataFrame:
     rows = []
     for variant in VARIANTS:
         settings = variant_settings(variant, profile, choices)
-        for seed, net in zip(variant_seeds(variant, profile), _train(variant, settings, train, profile,
-                                                                     variant_seeds(variant, profile), {})):
+        seeds = variant_seeds(variant, profile)
+        for seed, net in zip(seeds, _train(variant, settings, train, profile, seeds, {})):
             attack = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
                                            settings=profile.search, progress=False)
             rows.append({"variant": variant, "seed": seed, "test error": 100 * error_rate(net.model, test),
