@@ -99,12 +99,13 @@ def test_a_bundle_of_another_format_or_version_is_refused_or_reported(published,
     manifest = json.loads((out / "bundle.json").read_text())
     stale = json.loads(json.dumps(manifest["entries"][0]))
     stale["config"]["format"] = 1  # a network trained by an older version of the code
-    stale["path"] = "networks--stale.safetensors"
+    stale["path"] = bundle.bundle_path("networks", stale["name"], stale["config"])
     (out / "bundle.json").write_text(json.dumps({**manifest, "entries": [*manifest["entries"], stale]}))
     found = cli.pull(url, "tiny", [])
-    assert found["not asked for"] == ["networks--stale.safetensors"] and len(found["fetched"]) == 6
+    assert found["not asked for"] == [stale["path"]] and len(found["fetched"]) == 6
     (out / "bundle.json").write_text(json.dumps({**manifest, "format": bundle.BUNDLE_FORMAT + 1}))
-    with pytest.raises(bundle.BundleError, match="has format 2; this code reads 1"):
+    with pytest.raises(bundle.BundleError, match=f"has format {bundle.BUNDLE_FORMAT + 1}; this code reads "
+                                                 f"{bundle.BUNDLE_FORMAT}"):
         cli.pull(url, "tiny", [])
     with pytest.raises(bundle.BundleError, match="no bundle to pull from"):
         cli.pull(None, "tiny", [])
@@ -112,8 +113,11 @@ def test_a_bundle_of_another_format_or_version_is_refused_or_reported(published,
 
 def test_the_cli_bundles_and_pulls(published, capsys, tiny):
     url, out, _ = published
+    assert cli.main(["cache", "pull", "--from", url, "--profile", "tiny", "--dry-run", "networks"]) == 0
+    size = sum(e["bytes"] for e in json.loads((out / "bundle.json").read_text())["entries"])
+    assert f"would fetch 6 ({cli._size(size)})" in capsys.readouterr().out and not cache.kinds()
     assert cli.main(["cache", "pull", "--from", url, "--profile", "tiny", "networks"]) == 0
-    assert "fetched 6" in capsys.readouterr().out
+    assert f"fetched 6 ({cli._size(size)})" in capsys.readouterr().out
     assert cli.main(["cache", "bundle", "--profile", "tiny", str(out / "again")]) == 0
     assert "bundled 6 result(s)" in capsys.readouterr().out
 
@@ -124,3 +128,117 @@ def test_a_bundle_that_records_no_chapters_gives_everything_to_any_chapter(built
     manifest = json.loads((out / "bundle.json").read_text())
     (out / "bundle.json").write_text(json.dumps({**manifest, "chapters_recorded": False}))
     assert len(cli.pull(str(out), "tiny", ["units"])["fetched"]) == 6
+
+
+# A hostile bundle: whatever bundle.json and registry.txt say, pull touches nothing outside the cache.
+
+def _hostile(out, path, payload=b"overwritten by the bundle"):
+    """Rewrite the bundle at ``out`` so that its first entry and its registry line name ``path``, with the
+    size and sha256 of ``payload``: what an attacker who controls the release would publish."""
+    import hashlib
+
+    manifest = json.loads((out / "bundle.json").read_text())
+    old = manifest["entries"][0]["path"]
+    manifest["entries"][0].update(path=path, bytes=len(payload))
+    (out / "bundle.json").write_text(json.dumps(manifest))
+    lines = [f"{path} {hashlib.sha256(payload).hexdigest()}" if line.split()[0] == old else line
+             for line in (out / "registry.txt").read_text().splitlines()]
+    (out / "registry.txt").write_text("\n".join(lines) + "\n")
+
+
+def _untouched(victim):
+    root = cache.cache_dir()
+    assert victim.read_text() == "the reader's own file"
+    assert not list(root.rglob("*.pt")) and not list(root.glob(".pull-*"))
+
+
+@pytest.mark.parametrize("where", ["folder", "http"])
+@pytest.mark.parametrize("climb", ["../../victim.txt", "../victim.txt", "sub/../../../victim.txt", "absolute"])
+def test_an_entry_path_that_leaves_the_download_folder_is_refused_and_writes_nothing(published, tmp_path, where,
+                                                                                     climb, tiny):
+    url, out, _ = published
+    victim = tmp_path / "victim.txt"  # the cache is tmp_path/cache, its downloads tmp_path/cache/.pull-*
+    victim.write_text("the reader's own file")
+    _hostile(out, str(victim) if climb == "absolute" else climb)
+    with pytest.raises(bundle.BundleError, match="is malformed: entry 0's path .* is not the file name its key gives"):
+        cli.pull(url if where == "http" else str(out), "tiny", [])
+    _untouched(victim)
+
+
+@pytest.mark.parametrize("kind", ["../..", "checkpoints", "networks/../..", "Networks", 3])
+def test_a_foreign_kind_is_refused(published, tmp_path, kind, tiny):
+    url, out, _ = published
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the reader's own file")
+    manifest = json.loads((out / "bundle.json").read_text())
+    manifest["entries"][0]["kind"] = kind
+    (out / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(bundle.BundleError, match=f"entry 0 has kind {kind!r}, not one of the cache's"):
+        cli.pull(url, "tiny", [])
+    _untouched(victim)
+
+
+def test_a_registry_line_that_climbs_or_is_malformed_is_refused(published, tmp_path, tiny):
+    url, out, _ = published
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the reader's own file")
+    good = (out / "registry.txt").read_text()
+    for bad in ["../../victim.txt " + "0" * 64, "/etc/passwd " + "0" * 64, "networks--x.safetensors not-a-sha256",
+                "one-field-only", good.splitlines()[0]]:  # the last: a repeated line
+        (out / "registry.txt").write_text(good + bad + "\n")
+        with pytest.raises(bundle.BundleError, match="registry.txt line 7 is not a new 'file-name sha256' pair"):
+            cli.pull(str(out), "tiny", [])
+    _untouched(victim)
+
+
+@pytest.mark.parametrize("where", ["folder", "http"])
+def test_a_file_larger_than_recorded_is_refused_while_downloading(published, where, tiny):
+    url, out, _ = published
+    manifest = json.loads((out / "bundle.json").read_text())
+    manifest["entries"][0]["bytes"] = 100  # the file is larger: a download must stop at 100 bytes
+    (out / "bundle.json").write_text(json.dumps(manifest))
+    path = manifest["entries"][0]["path"]
+    with pytest.raises(bundle.BundleError, match=f"{path} from .* is larger than recorded"):
+        cli.pull(url if where == "http" else str(out), "tiny", [])
+    root = cache.cache_dir()
+    assert not list(root.rglob("*.pt")) and not list(root.glob(".pull-*"))
+
+
+@pytest.mark.parametrize("where", ["folder", "http"])
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "bundle.json is not JSON"),
+    ("[]", "bundle.json is not a JSON object"),
+    ('{"format": 2, "profile": "tiny"}', "needs a profile .* and entries"),
+    ('{"format": 2, "profile": "tiny", "entries": ["x"]}', "entry 0 is not a JSON object"),
+])
+def test_a_broken_manifest_gets_an_error_that_names_it(published, where, text, message, tiny):
+    url, out, _ = published
+    (out / "bundle.json").write_text(text)
+    with pytest.raises(bundle.BundleError, match=message):
+        cli.pull(url if where == "http" else str(out), "tiny", [])
+    assert not list(cache.cache_dir().glob(".pull-*"))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("bytes", None, "records None bytes"), ("bytes", -1, "records -1 bytes"), ("bytes", True, "records True bytes"),
+    ("config", "x", "needs a name .* and a config"), ("name", "", "needs a name"),
+    ("chapters", "networks", "needs its chapters as a list of strings"),
+])
+def test_an_entry_missing_what_pull_checks_is_refused(published, field, value, message, tiny):
+    _, out, _ = published
+    manifest = json.loads((out / "bundle.json").read_text())
+    manifest["entries"][2][field] = value
+    (out / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(bundle.BundleError, match=f"entry 2 {message}" if field != "bytes" else message):
+        cli.pull(str(out), "tiny", [])
+    assert not list(cache.cache_dir().rglob("*.pt"))
+
+
+def test_a_symlink_in_a_bundle_folder_is_not_followed(published, tmp_path, tiny):
+    _, out, _ = published
+    path = json.loads((out / "bundle.json").read_text())["entries"][0]["path"]
+    moved = tmp_path / "elsewhere.safetensors"
+    (out / path).rename(moved)
+    (out / path).symlink_to(moved)
+    with pytest.raises(bundle.BundleError, match=f"has no {path}"):
+        cli.pull(str(out), "tiny", [])

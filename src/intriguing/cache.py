@@ -31,8 +31,9 @@ from filelock import FileLock
 from .data import file_sha256
 from .paper import CHAPTER_VAR
 
-__all__ = ["MISSING", "NEEDS_VAR", "CacheIntegrityError", "atomic_save", "atomic_write_text", "cache_dir", "cache_path", "cached",
-           "check_writable", "clear", "index", "kinds", "load", "lookup", "store", "stray_files"]
+__all__ = ["MISSING", "NEEDS_VAR", "RESULT_KINDS", "CacheIntegrityError", "atomic_save", "atomic_write_text",
+           "cache_dir", "cache_path", "cached", "check_writable", "clear", "index", "kinds", "load", "lookup", "slug",
+           "store", "stray_files"]
 
 T = TypeVar("T")
 ENV_VAR = "INTRIGUING_CACHE"
@@ -44,6 +45,12 @@ TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 NEEDS_VAR = "INTRIGUING_NEEDS"
 """A file that :func:`lookup` appends every asked-for result to, with the chapter that asked."""
 STRAY = re.compile(r"^\..+\.\d+\.tmp$")
+RESULT_KINDS = ("networks", "attacks", "attacks-min", "attacks-exact", "attacks-imagenet", "peers",
+                "adversarial-training")
+"""The kinds of result the chapters ask the cache for (``checkpoints`` holds training's resumable state,
+no result): what a bundle may carry (:mod:`intriguing.bundle`)."""
+KIND = re.compile(r"^[a-z][a-z0-9-]*$")
+"""A kind is one folder of the cache's root: never a path."""
 """The names :func:`atomic_save` and :func:`atomic_write_text` write before renaming into place."""
 
 
@@ -72,9 +79,21 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def cache_path(kind: str, name: str, config: dict[str, Any], suffix: str = ".pt") -> Path:
-    """Where the result of ``kind`` for ``name`` under ``config`` is stored."""
-    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    return cache_dir() / kind / f"{slug}-{config_hash(config)}{suffix}"
+    """Where the result of ``kind`` for ``name`` under ``config`` is stored: ``<root>/<kind>/<slug>-<hash><suffix>``,
+    the name slugged to letters, digits, ``-`` and ``_``.
+
+    Raises:
+        ValueError: ``kind`` is not a plain folder name (lower-case letters, digits and ``-``).
+    """
+    if not isinstance(kind, str) or not KIND.match(kind):
+        raise ValueError(f"a cache kind is a folder name of lower-case letters, digits and '-', got {kind!r}")
+    return cache_dir() / kind / f"{slug(name)}-{config_hash(config)}{suffix}"
+
+
+def slug(name: str) -> str:
+    """``name`` as the cache writes it in a file name: every character but letters, digits, ``-`` and ``_``
+    replaced by ``_``."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def _root_of(path: Path) -> Path:

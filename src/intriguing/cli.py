@@ -5,7 +5,7 @@ cache, list the profiles.
     python -m intriguing cache info
     python -m intriguing cache clear [--kind K]   (only what the cache itself stored)
     python -m intriguing cache bundle --profile P [--kind K ...] OUT
-    python -m intriguing cache pull [--from URL_OR_DIR] [--profile P] [CHAPTER ...]
+    python -m intriguing cache pull [--from URL_OR_DIR] [--profile P] [--dry-run] [CHAPTER ...]
     python -m intriguing profiles
 
 ``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
@@ -376,13 +376,13 @@ def make_bundle(profile_name: str | None, kinds: list[str], out: Path, needs: Pa
                               belongs=lambda config: profile in _profiles_of(config))
 
 
-def pull(source: str | None, profile_name: str | None, chapter_names: list[str]) -> dict[str, list[str]]:
-    """``cache pull``: fetch what the named chapters (default: all) need from a bundle; see
-    :func:`intriguing.bundle.pull`."""
+def pull(source: str | None, profile_name: str | None, chapter_names: list[str], dry_run: bool = False) -> dict[str, Any]:
+    """``cache pull``: fetch what the named chapters (default: all) need from a bundle (with ``dry_run``, only
+    say what that is); see :func:`intriguing.bundle.pull`."""
     from .artifacts import asked_for
 
     profile = get_profile(profile_name)
-    return bundle.pull(source, profile.name, chapter_names,
+    return bundle.pull(source, profile.name, chapter_names, dry_run=dry_run,
                        asked_for=lambda kind, name, config: asked_for(kind, name, config, profile))
 
 
@@ -419,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--from", dest="source", default=None,
                        help=f"the bundle's URL or folder (default: ${bundle.PRECOMPUTED_VAR})")
     fetch.add_argument("--profile", default=None, help="whose results (default: $INTRIGUING_PROFILE or full)")
+    fetch.add_argument("--dry-run", action="store_true", help="say what would be fetched and its size; fetch nothing")
     fetch.add_argument("chapters", nargs="*", metavar="CHAPTER", help="only what these chapters need (default: all)")
     commands.add_parser("profiles", help="each profile's sizes and its measured build time",
                         description="Each profile's sizes, and the measured time of its last recorded cold build.")
@@ -443,8 +444,9 @@ def main(argv: list[str] | None = None) -> int:
             manifest = make_bundle(args.profile, args.kind, args.out, args.needs)
             print(f"bundled {len(manifest['entries'])} result(s), {_size(manifest['bytes'])}, into {args.out}")
         elif args.command == "cache" and args.action == "pull":
-            found = pull(args.source, args.profile, args.chapters)
-            print(f"fetched {len(found['fetched'])}, already cached {len(found['present'])}")
+            found = pull(args.source, args.profile, args.chapters, dry_run=args.dry_run)
+            verb = "would fetch" if args.dry_run else "fetched"
+            print(f"{verb} {len(found['fetched'])} ({_size(found['bytes'])}), already cached {len(found['present'])}")
             for path in found["not asked for"]:
                 print(f"  not asked for by this code (another version's key): {path}")
         elif args.command == "cache":
