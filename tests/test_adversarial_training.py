@@ -9,6 +9,7 @@ from intriguing.adversarial_training import (
     AdversarialPool,
     AdversarialTrainingSettings,
     NetworkAbove,
+    StackedNetworkAbove,
     StackedSigmoidMLP,
     adversarial_fit,
     adversarial_fit_many,
@@ -17,6 +18,7 @@ from intriguing.adversarial_training import (
     layer_output,
     pool_verdicts,
     refresh_record,
+    refresh_stack,
     resize_perturbations,
     runner_up_targets,
 )
@@ -211,8 +213,12 @@ def test_fast_gradient_sign_training_is_a_control_without_pools_and_differs_from
     {"dropout_input": 0.2, "dropout_hidden": 0.3},
     {"pool_layers": (0, 2), "pool_size": 12, "refresh_every": 2, "search": SearchSettings(c_steps=2, max_iter=5)},
     {"fgsm_epsilon": 0.1},
-], ids=["plain", "dropout", "pools", "fgsm"])
+    {"pool_layers": (0, 1, 2), "pool_size": 12, "refresh_every": 2, "search": SearchSettings(c_steps=2, max_iter=5),
+     "stacked_search": True},
+], ids=["plain", "dropout", "pools", "fgsm", "pools searched together"])
 def test_networks_trained_together_equal_the_same_networks_trained_one_by_one(changes):
+    changes = dict(changes)
+    stacked_search = changes.pop("stacked_search", False)
     data, seeds = images_and_labels(80), [3, 5, 8]
     settings = AdversarialTrainingSettings(epochs=3, pool_start=1, batch_size=16, lr=1e-2, **changes)
     initial = []
@@ -231,7 +237,7 @@ def test_networks_trained_together_equal_the_same_networks_trained_one_by_one(ch
                                     progress=False) for model, seed in zip(alone, seeds)]
     together = fresh()
     curves_together = adversarial_fit_many(together, data, settings, weight_decay=(1e-4,) * 3, seeds=seeds,
-                                           evaluation=data, progress=False)
+                                           evaluation=data, progress=False, stacked_search=stacked_search)
     for a, b, ca, cb in zip(alone, together, curves_alone, curves_together):
         for p, q in zip(a.parameters(), b.parameters()):
             assert torch.allclose(p, q, atol=1e-5), (p - q).abs().max()
@@ -362,3 +368,51 @@ def test_sgd_with_a_cosine_schedule_trains_and_differs_from_adam():
     assert "SGD with Nesterov momentum 0.9" in AdversarialTrainingSettings(optimizer="sgd").describe()
     assert AdversarialTrainingSettings(schedule="cosine").key()["schedule"] == "cosine"
     assert "optimizer" not in AdversarialTrainingSettings().key()  # the old recipe keeps its cache key
+
+
+def test_the_stacked_network_above_gives_each_row_its_own_networks_logits():
+    models = [SigmoidMLP((8, 6)) for _ in range(3)]
+    stack = StackedSigmoidMLP(models)
+    for k, width in ((0, 784), (1, 8), (2, 6)):
+        above = StackedNetworkAbove(stack, k, per_network=4)
+        h = torch.rand(12, 1, 1, width)
+        rows = torch.tensor([0, 2, 3, 5, 9, 11])  # a subset, as the search's running rows are
+        logits = above(h[rows], rows)
+        for r, row in enumerate(rows.tolist()):
+            expected = NetworkAbove(models[row // 4], k)(h[row:row + 1])
+            assert torch.allclose(logits[r], expected[0], atol=1e-5)
+    with pytest.raises(ValueError, match="layer 3 does not exist"):
+        StackedNetworkAbove(stack, 3, per_network=4)
+
+
+@pytest.mark.parametrize("scaling, per_call", [("as found", None), ("fixed", None), ("as found", 6)],
+                         ids=["as found", "fixed", "in calls of 2 examples per network"])
+def test_pools_searched_together_equal_pools_searched_network_by_network(scaling, per_call, monkeypatch):
+    """Each network draws what it would draw alone, and its examples match to float rounding (the network in
+    float64 during the search, as the book's settings have it), also when the search is split into calls."""
+    if per_call:
+        monkeypatch.setattr("intriguing.adversarial_training.default_batch_size", lambda dev: per_call)
+    data = images_and_labels(60)
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(SigmoidMLP((8, 6)))
+    stack = StackedSigmoidMLP(models)
+    found = {}
+    for stacked in (False, True):
+        pools = [AdversarialPool((0, 1, 2), size=10) for _ in models]
+        generators = [torch.Generator().manual_seed(seed) for seed in (1, 2, 3)]
+        records = [refresh_stack(pools, stack, data, 0.3, generators, SEARCH, scaling=scaling,
+                                 distortion=0.05 if scaling == "fixed" else 0.0, stacked=stacked) for _ in range(2)]
+        found[stacked] = pools, records
+    (alone, records_alone), (together, records_together) = found[False], found[True]
+    assert [[r["replaced"] for r in rec.values()] for rec in records_together[1]] == [[3, 3, 3]] * 3
+    for a, b in zip(alone, together):
+        for k in (0, 1, 2):
+            assert torch.equal(a.labels[k], b.labels[k]) and torch.equal(a.targets[k], b.targets[k])
+            assert torch.allclose(a.inputs[k], b.inputs[k], atol=1e-5), (a.inputs[k] - b.inputs[k]).abs().max()
+    for one, other in zip(records_alone, records_together):
+        for a, b in zip(one, other):
+            for k in (0, 1, 2):
+                assert a[k]["success"] == b[k]["success"]
+                assert a[k]["median distortion"] == pytest.approx(b[k]["median distortion"], rel=1e-4, nan_ok=True)

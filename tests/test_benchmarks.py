@@ -42,3 +42,17 @@ def test_stacked_training_benchmark_reports_speed_and_that_stacking_changes_no_n
     assert out["speedup"] > 0 and out["networks_per_second_together"] > 0
     assert out["largest_weight_difference"] < 1e-4  # float rounding only
     assert "speed-up (one at a time / together)" in capsys.readouterr().out
+
+
+def test_adversarial_phases_benchmark_splits_the_time_counts_flops_and_estimates_the_chapter(tiny, capsys):
+    bench = load_benchmark("adversarial_phases")
+    out = bench.main(["--profile", "tiny", "--networks", "2", "--epochs", "1", "--warm-epochs", "1", "--search", "1,2",
+                      "--pool-size", "20",
+                      "--compare-stacked", "--chapter"])
+    phases = out["phases"]
+    assert {"training steps", "training steps, no pools", "search, layer 0", "search, layer 1", "search, layer 2",
+            "evaluation"} <= set(phases)
+    assert phases["search, layer 0"]["GFLOP"] > 0 and phases["training steps"]["of peak (%)"] > 0
+    assert out["search_speedup_together"] > 0 and out["largest_median_distortion_change"] < 1e-3
+    assert out["chapter_estimate_seconds"] > 0 and "pools at every layer" in out["chapter_stacks_seconds"]
+    assert "the chapter, cold, estimated from these rates" in capsys.readouterr().out

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from intriguing import artifacts, hardware
-from intriguing.adversarial_training import AdversarialTrainingSettings, adversarial_fit
+from intriguing.adversarial_training import (
+    AdversarialPool,
+    AdversarialTrainingSettings,
+    StackedSigmoidMLP,
+    adversarial_fit,
+    refresh_stack,
+    to_device,
+)
 from intriguing.attacks import SearchSettings, min_distortion_attack, random_targets
 from intriguing.data import load_mnist
 from intriguing.evaluate import error_rate
@@ -63,3 +70,34 @@ def test_pooled_training_runs_on_the_gpu(monkeypatch):
     curve = adversarial_fit(model, data, settings, weight_decay=(0.0,) * 3, seed=0, evaluation=data, progress=False)
     assert curve.refreshes >= 3 and all(loss == loss for loss in curve.train_loss)
     assert next(model.parameters()).device.type == "cpu"  # handed back on the CPU
+
+
+def test_pools_searched_together_on_the_gpu_equal_the_cpus_network_by_network(monkeypatch):
+    """The stacked search (the GPU's default) against the CPU's search of one network at a time: the same draws,
+    and the examples equal to float rounding (the network in float64 during the search)."""
+    data = load_mnist("test").subset(slice(0, 200))
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(SigmoidMLP((16, 12)))
+    found = {}
+    for dev, stacked in (("cpu", False), ("cuda", True)):
+        on(dev, monkeypatch)
+        stack = StackedSigmoidMLP(models).to(hardware.device())
+        pools = [AdversarialPool((0, 1, 2), size=20) for _ in models]
+        generators = [torch.Generator().manual_seed(seed) for seed in (1, 2, 3)]
+        for _ in range(2):
+            refresh_stack(pools, stack, data, 0.5, generators, SearchSettings(c_steps=3, max_iter=10), stacked=stacked)
+        found[dev] = pools
+    for a, b in zip(found["cpu"], found["cuda"]):
+        assert b.inputs[0].device.type == "cuda"
+        for k in (0, 1, 2):
+            assert torch.equal(a.labels[k], b.labels[k].cpu()) and torch.equal(a.targets[k], b.targets[k].cpu())
+            assert (a.inputs[k] - b.inputs[k].cpu()).abs().max() < 1e-3
+
+
+def test_a_copy_to_the_gpu_through_pinned_memory_arrives_whole():
+    t = torch.randint(1000, (4096,))
+    moved = to_device(t, torch.device("cuda"))
+    assert moved.device.type == "cuda" and torch.equal(moved.cpu(), t)
+    assert torch.equal(to_device(t, torch.device("cpu")), t)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -25,16 +26,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attacks import AttackResult, SearchSettings, min_distortion_attack, random_targets
+from .attacks import AttackResult, RowwiseModel, SearchSettings, default_batch_size, min_distortion_attack, random_targets
 from .data import Split, check_images, check_split
 from .hardware import device
 from .models import SigmoidMLP
+from .phases import PhaseTimes
 
 __all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "OPTIMIZERS", "POOL_KEPT", "POOL_SCALINGS", "POOL_TARGETS",
-           "POOL_VERDICTS", "SCHEDULES", "SGD_MOMENTUM", "AdversarialPool", "AdversarialTrainingSettings", "NetworkAbove",
-           "Recipe", "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit", "adversarial_fit_many", "fast_gradient_sign",
-           "forward_from", "layer_adversarial", "layer_output", "pool_verdicts", "refresh_record", "resize_perturbations",
-           "runner_up_targets"]
+           "POOL_VERDICTS", "SCHEDULES", "SGD_MOMENTUM", "STACKED_SEARCH", "AdversarialPool", "AdversarialTrainingSettings",
+           "NetworkAbove", "Recipe", "StackedNetworkAbove", "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit",
+           "adversarial_fit_many", "fast_gradient_sign", "forward_from", "layer_adversarial", "layer_output",
+           "pool_verdicts", "refresh_record", "refresh_stack", "resize_perturbations", "runner_up_targets", "to_device"]
 
 
 POOL_TARGETS = ("random", "runner-up")
@@ -307,10 +309,11 @@ class AdversarialPool:
 
     def refresh(self, model: SigmoidMLP, data: Split, share: float, generator: torch.Generator,
                 settings: SearchSettings, *, target: str = "random", scaling: str = "as found",
-                distortion: float = 0.0) -> dict[int, dict[str, float]]:
+                distortion: float = 0.0, times: PhaseTimes | None = None) -> dict[int, dict[str, float]]:
         """Replace ``share`` of each pool (all of an empty one) with examples made against ``model``
         now, from random images of ``data`` towards wrong targets chosen by ``target``, sized by
-        ``scaling`` and ``distortion`` (see :class:`AdversarialTrainingSettings`).
+        ``scaling`` and ``distortion`` (see :class:`AdversarialTrainingSettings`). With ``times``, each
+        layer's refresh is timed as the phase ``search, layer k``.
 
         Returns:
             Layer -> what the refresh made: ``replaced`` (how many), ``success`` (the share of
@@ -320,28 +323,40 @@ class AdversarialPool:
         """
         replaced = {}
         for k in self.layers:
-            full = k in self.inputs
-            n = max(1, round(share * self.size)) if full else self.size
-            pick = torch.randint(len(data), (n,), generator=generator)
-            labels = data.labels[pick].cpu()
-            targets = random_targets(labels, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            images = data.images[pick].cpu()
-            if target == "runner-up":
-                targets = runner_up_targets(model, images, labels)
-            adversarial, result = layer_adversarial(model, images, targets, k, labels=labels, settings=settings)
-            if scaling != "as found":
-                with torch.no_grad():
-                    clean = layer_output(model.eval(), images.to(next(model.parameters()).device), k).cpu()
-                adversarial = resize_perturbations(clean, adversarial, scaling, distortion)
-            dev = next(model.parameters()).device  # the pool lives where the network trains
-            adversarial, labels, targets = adversarial.to(dev), labels.to(dev), targets.to(dev)
-            if not full:
-                self.inputs[k], self.labels[k], self.targets[k] = adversarial, labels, targets
-            else:
-                slots = torch.randperm(self.size, generator=generator)[:n].to(dev)
-                self.inputs[k][slots], self.labels[k][slots], self.targets[k][slots] = adversarial, labels, targets
-            replaced[k] = refresh_record(result)
+            with _phase(times, f"search, layer {k}"):
+                images, labels, targets = self.draw(k, model, data, share, generator, target)
+                adversarial, result = layer_adversarial(model, images, targets, k, labels=labels, settings=settings)
+                self.put(k, model, images, adversarial, labels, targets, generator, scaling, distortion)
+                replaced[k] = refresh_record(result)
         return replaced
+
+    def draw(self, k: int, model: SigmoidMLP, data: Split, share: float, generator: torch.Generator,
+              target: str) -> tuple[Tensor, Tensor, Tensor]:
+        """The images (n, 1, 28, 28), labels and targets (n,) of layer ``k``'s next refresh, on the CPU."""
+        n = max(1, round(share * self.size)) if k in self.inputs else self.size
+        pick = torch.randint(len(data), (n,), generator=generator)
+        labels = data.labels[pick].cpu()
+        targets = random_targets(labels, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        images = data.images[pick].cpu()
+        if target == "runner-up":
+            targets = runner_up_targets(model, images, labels)
+        return images, labels, targets
+
+    def put(self, k: int, model: SigmoidMLP, images: Tensor, adversarial: Tensor, labels: Tensor, targets: Tensor,
+             generator: torch.Generator, scaling: str, distortion: float) -> None:
+        """Resize the searched layer-k outputs (n, d_k) as ``scaling`` says and put them into the pool: all
+        of it when empty, else into random slots."""
+        dev = next(model.parameters()).device  # the pool lives where the network trains
+        if scaling != "as found":
+            with torch.no_grad():
+                clean = layer_output(model.eval(), images.to(dev), k).cpu()
+            adversarial = resize_perturbations(clean, adversarial.cpu(), scaling, distortion)
+        adversarial, labels, targets = adversarial.to(dev), labels.to(dev), targets.to(dev)
+        if k not in self.inputs:
+            self.inputs[k], self.labels[k], self.targets[k] = adversarial, labels, targets
+        else:
+            slots = torch.randperm(self.size, generator=generator)[:len(labels)].to(dev)
+            self.inputs[k][slots], self.labels[k][slots], self.targets[k][slots] = adversarial, labels, targets
 
     def kept(self, k: int, n: int) -> dict[str, Tensor]:
         """The first ``n`` slots of layer ``k``'s pool (all of a smaller one), on the CPU: ``inputs``
@@ -351,8 +366,22 @@ class AdversarialPool:
 
     def sample(self, k: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` random examples of layer ``k``'s pool, with their labels, on the pool's device."""
-        pick = torch.randint(self.size, (n,), generator=generator).to(self.inputs[k].device)
+        pick = to_device(torch.randint(self.size, (n,), generator=generator), self.inputs[k].device)
         return self.inputs[k][pick], self.labels[k][pick]
+
+
+def to_device(t: Tensor, dev: torch.device) -> Tensor:
+    """A CPU tensor on ``dev``. To a GPU through pinned memory, without waiting: a copy from pageable memory
+    first waits for every kernel queued on the stream, and the training steps draw their random indices and
+    masks on the CPU (each network from its own generator, as when it trains alone)."""
+    if dev.type == "cuda":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
+def _phase(times: PhaseTimes | None, name: str) -> AbstractContextManager[None]:
+    """``times(name)``, or nothing without ``times``."""
+    return nullcontext() if times is None else times(name)
 
 
 def runner_up_targets(model: SigmoidMLP, images: Tensor, labels: Tensor) -> Tensor:
@@ -441,6 +470,21 @@ class TrainingCurve:
     input_pool: dict[str, Tensor] = field(default_factory=dict)
 
 
+def _stacked_forward(h: Tensor, weights: list[Tensor], biases: list[Tensor],
+                     masks: list[Tensor | None] | None = None) -> Tensor:
+    """Sigmoid layers of S networks at once: (S, B, d) through weights (S, out, in) and biases (S, out), a
+    sigmoid after every layer but the last, hidden output j multiplied by ``masks[j]`` where given."""
+    out = h
+    for j, (weight, bias) in enumerate(zip(weights, biases)):
+        out = torch.baddbmm(bias.unsqueeze(1), out, weight.transpose(1, 2))
+        if j < len(weights) - 1:
+            out = torch.sigmoid(out)
+            mask = masks[j] if masks is not None else None
+            if mask is not None:
+                out = out * mask
+    return out
+
+
 class StackedSigmoidMLP(nn.Module):
     """S sigmoid networks of one shape as one module: each layer's weights stacked (S, out, in) and
     biases (S, out), so that one batched matrix product (``torch.baddbmm``) runs a layer of every
@@ -465,16 +509,7 @@ class StackedSigmoidMLP(nn.Module):
     def forward_from(self, h: Tensor, k: int, masks: list[Tensor | None] | None = None) -> Tensor:
         """Every network's logits from its layer-k outputs: (S, B, d_k) -> (S, B, 10). ``masks[j]``, if
         given, multiplies hidden output j + 1 (dropout's scaled masks, (S, B, d))."""
-        out = h
-        last = len(self.weights) - 1
-        for j in range(k, last + 1):
-            out = torch.baddbmm(self.biases[j].unsqueeze(1), out, self.weights[j].transpose(1, 2))
-            if j < last:
-                out = torch.sigmoid(out)
-                mask = masks[j] if masks is not None else None
-                if mask is not None:
-                    out = out * mask
-        return out
+        return _stacked_forward(h, list(self.weights)[k:], list(self.biases)[k:], masks[k:] if masks else None)
 
     def network(self, i: int) -> SigmoidMLP:
         """Network ``i`` as a :class:`~intriguing.models.SigmoidMLP` in eval mode, its weights copied now."""
@@ -495,27 +530,111 @@ class StackedSigmoidMLP(nn.Module):
                     layer.bias.copy_(b[i].to(layer.bias.device))
 
 
+class StackedNetworkAbove(RowwiseModel):
+    """The layers above layer ``k`` of every network of a stack, for one search of S × n examples laid out
+    network by network (rows i·n … (i + 1)·n − 1 belong to network i): each row's logits come from its own
+    network (:class:`intriguing.attacks.RowwiseModel`). The rows a call is given are scattered into an
+    (S, n, d_k) block, which one batched product per layer runs (no host synchronisation), and gathered back.
+    The weights are copied when it is made.
+
+    Args:
+        stack: the networks.
+        k: the layer whose outputs the rows hold (0: the input).
+        per_network: n, the examples of each network.
+    """
+
+    def __init__(self, stack: StackedSigmoidMLP, k: int, per_network: int) -> None:
+        super().__init__()
+        if not 0 <= k < len(stack.weights):
+            raise ValueError(f"layer {k} does not exist: the networks have the input (0) and "
+                             f"{len(stack.weights) - 1} hidden layer(s)")
+        self.k, self.networks, self.per_network = k, len(stack), per_network
+        self.above = len(stack.weights) - k
+        for j in range(self.above):
+            self.register_buffer(f"weight{j}", stack.weights[k + j].detach().clone())
+            self.register_buffer(f"bias{j}", stack.biases[k + j].detach().clone())
+
+    def forward(self, h: Tensor, rows: Tensor) -> Tensor:
+        """(R, ...) layer-k outputs of the examples ``rows`` (R,) -> (R, 10) logits, each of its own network."""
+        flat = h.flatten(1)
+        block = flat.new_zeros(self.networks * self.per_network, flat.shape[1]).index_put((rows,), flat)
+        weights = [getattr(self, f"weight{j}") for j in range(self.above)]
+        biases = [getattr(self, f"bias{j}") for j in range(self.above)]
+        logits = _stacked_forward(block.view(self.networks, self.per_network, -1), weights, biases)
+        return logits.reshape(self.networks * self.per_network, -1)[rows]
+
+
+def refresh_stack(pools: list[AdversarialPool], stack: StackedSigmoidMLP, data: Split, share: float,
+                  generators: list[torch.Generator], settings: SearchSettings, *, target: str = "random",
+                  scaling: str = "as found", distortion: float = 0.0, times: PhaseTimes | None = None,
+                  stacked: bool = True) -> list[dict[int, dict[str, float]]]:
+    """:meth:`AdversarialPool.refresh` of every network's pools (``pools[i]`` of network i, drawing from
+    ``generators[i]``): each network's draws are those it would make alone. With ``stacked``, each layer's
+    examples of every network are searched in one call (:class:`StackedNetworkAbove`), else network by
+    network; the two differ by float rounding only.
+
+    Returns:
+        Per network, what :meth:`AdversarialPool.refresh` returns.
+    """
+    networks = [stack.network(i) for i in range(len(stack))]
+    if not stacked or len(networks) == 1:
+        return [pool.refresh(net, data, share, g, settings, target=target, scaling=scaling, distortion=distortion,
+                             times=times) for pool, net, g in zip(pools, networks, generators)]
+    made: list[dict[int, dict[str, float]]] = [{} for _ in networks]
+    for k in pools[0].layers:
+        with _phase(times, f"search, layer {k}"):
+            drawn = [pool.draw(k, net, data, share, g, target) for pool, net, g in zip(pools, networks, generators)]
+            n = len(drawn[0][1])
+            with torch.no_grad():
+                h = [layer_output(net.eval(), images.to(next(net.parameters()).device), k).cpu()
+                     for net, (images, _, _) in zip(networks, drawn)]
+            # Searched in calls of at most the device's batch: each call takes a share of every network's examples.
+            share_of_call = max(1, default_batch_size(stack.weights[0].device) // len(networks))
+            pieces: list[list[tuple[Tensor, ...]]] = [[] for _ in networks]  # per network, its results in order
+            for start in range(0, n, share_of_call):
+                part = slice(start, min(n, start + share_of_call))
+                block = torch.cat([x[part] for x in h])
+                result = min_distortion_attack(
+                    StackedNetworkAbove(stack, k, part.stop - part.start), block.view(len(block), 1, 1, -1),
+                    torch.cat([d[2][part] for d in drawn]), labels=torch.cat([d[1][part] for d in drawn]),
+                    settings=settings, batch_size=len(block), progress=False)
+                fields = (result.adversarial, result.success, result.distortion, result.c)
+                for i, piece in enumerate(zip(*(t.tensor_split(len(networks)) for t in fields))):
+                    pieces[i].append(piece)
+            for i, (pool, net, g, (images, labels, targets)) in enumerate(zip(pools, networks, generators, drawn)):
+                found = AttackResult(*(torch.cat(parts) for parts in zip(*pieces[i])))
+                pool.put(k, net, images, found.adversarial.flatten(1), labels, targets, g, scaling, distortion)
+                made[i][k] = refresh_record(found)
+    return made
+
+
+STACKED_SEARCH = {"cpu": False, "cuda": True}
+"""Whether :func:`adversarial_fit_many` searches the pools of its networks together (:func:`refresh_stack`), per
+device type: see ``benchmarks/adversarial_phases.py --compare-stacked`` for the measurement that decides it."""
+
+
 DROPOUT_STREAM = 2**32
 """Added to a network's seed to seed its dropout masks' generator, apart from its minibatch order and pools."""
 
 
 def _dropout_mask(shape: tuple[int, ...], p: float, generators: list[torch.Generator], dev: torch.device) -> Tensor:
     """(S, *shape) inverted-dropout masks (0 or 1 / (1 − p)), network i's drawn from ``generators[i]``."""
-    keep = torch.stack([torch.rand(shape, generator=g) >= p for g in generators]).to(dev)
+    keep = to_device(torch.stack([torch.rand(shape, generator=g) >= p for g in generators]), dev)
     return keep.to(torch.float32) / (1 - p)
 
 
 def adversarial_fit(model: SigmoidMLP, data: Split, settings: AdversarialTrainingSettings, *,
                     weight_decay: tuple[float, ...], seed: int, evaluation: Split | None = None,
-                    progress: bool = True) -> TrainingCurve:
+                    progress: bool = True, times: PhaseTimes | None = None) -> TrainingCurve:
     """:func:`adversarial_fit_many` for one network: see there."""
     return adversarial_fit_many([model], data, settings, weight_decay=weight_decay, seeds=[seed],
-                                evaluation=evaluation, progress=progress)[0]
+                                evaluation=evaluation, progress=progress, times=times)[0]
 
 
 def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: AdversarialTrainingSettings, *,
                          weight_decay: tuple[float, ...], seeds: list[int], evaluation: Split | None = None,
-                         progress: bool = True) -> list[TrainingCurve]:
+                         progress: bool = True, times: PhaseTimes | None = None,
+                         stacked_search: bool | None = None) -> list[TrainingCurve]:
     """Train ``models`` in place on minibatches of ``data``, mixing in examples of their pools; all of
     them at once, as one :class:`StackedSigmoidMLP`.
 
@@ -540,6 +659,11 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
         seeds: one per network.
         evaluation: a labelled set whose error is recorded after every epoch.
         progress: show a progress bar.
+        times: where to record the wall time (and FLOPs) of the phases ``training steps``,
+            ``search, layer k`` (each pooled layer's refreshes, every network's) and ``evaluation``
+            (:mod:`intriguing.phases`); None: not recorded, and the device is never waited for.
+        stacked_search: search every network's pools in one call (:func:`refresh_stack`); None: as
+            :data:`STACKED_SEARCH` says for the device.
 
     Returns:
         One :class:`TrainingCurve` per network (``seconds``: the wall time of the whole stack).
@@ -571,10 +695,11 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
     dropout_generators = [torch.Generator().manual_seed(seed + DROPOUT_STREAM) for seed in seeds]
     pools = [AdversarialPool(settings.pool_layers, settings.pool_size) for _ in models]
     opt: torch.optim.Optimizer
+    fused = dev.type == "cuda" or None  # one kernel per step on a GPU; the CPU keeps torch's default (foreach)
     if settings.optimizer == "adam":
-        opt = torch.optim.Adam(stack.parameters(), lr=settings.lr)
+        opt = torch.optim.Adam(stack.parameters(), lr=settings.lr, fused=fused)
     else:
-        opt = torch.optim.SGD(stack.parameters(), lr=settings.lr, momentum=SGD_MOMENTUM, nesterov=True)
+        opt = torch.optim.SGD(stack.parameters(), lr=settings.lr, momentum=SGD_MOMENTUM, nesterov=True, fused=fused)
     schedule: torch.optim.lr_scheduler.LRScheduler
     if settings.schedule == "halving":
         schedule = torch.optim.lr_scheduler.MultiStepLR(
@@ -599,38 +724,40 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
     curves = [TrainingCurve([], [], [], 0, 0.0) for _ in models]
     start, step = time.perf_counter(), 0
     for epoch in tqdm(range(settings.epochs), desc="adversarial training", disable=not progress, leave=False):
-        orders = torch.stack([torch.randperm(len(data), generator=g) for g in generators]).to(dev)
+        orders = to_device(torch.stack([torch.randperm(len(data), generator=g) for g in generators]), dev)
         # summed on the device: reading the loss every step would sync a GPU hundreds of times per epoch
         total = torch.zeros(n_nets, dtype=torch.float64, device=dev)
         first_bad = torch.full((n_nets,), -1, dtype=torch.int64, device=dev)  # each network's first non-finite step
         pooling = per_layer and epoch >= settings.pool_start
         for batch in orders.split(settings.batch_size, dim=1):
             if pooling and (not pools[0].inputs or step % settings.refresh_every == 0):
-                for i, (pool, g) in enumerate(zip(pools, generators)):
-                    made = pool.refresh(stack.network(i), data, settings.refresh_share, g, settings.search,
-                                        target=settings.pool_target, scaling=settings.pool_scaling,
-                                        distortion=settings.pool_distortion)
-                    curves[i].refresh_log += [{"step": step, "epoch": epoch, "layer": k, **record}
-                                              for k, record in made.items()]
-                    curves[i].refreshes += 1
-            x, y = images[batch], labels[batch]  # (S, B, 784), (S, B)
-            if settings.dropout_input:
-                x = x * _dropout_mask(tuple(x.shape[1:]), settings.dropout_input, dropout_generators, dev)
-            loss = cross_entropy(stack.forward_from(x, 0, masks(x.shape[1])), y)
-            total += loss.detach().double() * x.shape[1]
-            if settings.fgsm_epsilon:
-                x_fgsm = fast_gradient_sign(lambda z: stack.forward_from(z, 0), x, y, settings.fgsm_epsilon)
-                loss = FGSM_CLEAN_WEIGHT * loss + (1 - FGSM_CLEAN_WEIGHT) * cross_entropy(
-                    stack.forward_from(x_fgsm, 0, masks(x.shape[1])), y)
-            for k in settings.pool_layers if pooling else ():
-                sampled = [pool.sample(k, per_layer, g) for pool, g in zip(pools, generators)]
-                h, h_labels = torch.stack([s[0] for s in sampled]), torch.stack([s[1] for s in sampled])
-                loss = loss + pooled_weight * cross_entropy(stack.forward_from(h, k, masks(per_layer)), h_labels)
-            loss = loss + sum(0.5 * lam * w.pow(2).sum((1, 2)) for lam, w in zip(weight_decay, stack.weights))
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
-            opt.zero_grad()
-            loss.sum().backward()
-            opt.step()
+                made = refresh_stack(pools, stack, data, settings.refresh_share, generators, settings.search,
+                                     target=settings.pool_target, scaling=settings.pool_scaling,
+                                     distortion=settings.pool_distortion, times=times,
+                                     stacked=STACKED_SEARCH[dev.type] if stacked_search is None else stacked_search)
+                for curve, records in zip(curves, made):
+                    curve.refresh_log += [{"step": step, "epoch": epoch, "layer": k, **record}
+                                          for k, record in records.items()]
+                    curve.refreshes += 1
+            with _phase(times, "training steps"):
+                x, y = images[batch], labels[batch]  # (S, B, 784), (S, B)
+                if settings.dropout_input:
+                    x = x * _dropout_mask(tuple(x.shape[1:]), settings.dropout_input, dropout_generators, dev)
+                loss = cross_entropy(stack.forward_from(x, 0, masks(x.shape[1])), y)
+                total += loss.detach().double() * x.shape[1]
+                if settings.fgsm_epsilon:
+                    x_fgsm = fast_gradient_sign(lambda z: stack.forward_from(z, 0), x, y, settings.fgsm_epsilon)
+                    loss = FGSM_CLEAN_WEIGHT * loss + (1 - FGSM_CLEAN_WEIGHT) * cross_entropy(
+                        stack.forward_from(x_fgsm, 0, masks(x.shape[1])), y)
+                for k in settings.pool_layers if pooling else ():
+                    sampled = [pool.sample(k, per_layer, g) for pool, g in zip(pools, generators)]
+                    h, h_labels = torch.stack([s[0] for s in sampled]), torch.stack([s[1] for s in sampled])
+                    loss = loss + pooled_weight * cross_entropy(stack.forward_from(h, k, masks(per_layer)), h_labels)
+                loss = loss + sum(0.5 * lam * w.pow(2).sum((1, 2)) for lam, w in zip(weight_decay, stack.weights))
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+                opt.zero_grad()
+                loss.sum().backward()
+                opt.step()
             step += 1
         bad = first_bad.tolist()  # checked once an epoch: reading it every step would sync a GPU
         for seed, at in zip(seeds, bad):
@@ -640,7 +767,7 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
         schedule.step()
         means = (total / len(data)).tolist()
         if evaluation is not None:
-            with torch.no_grad():
+            with torch.no_grad(), _phase(times, "evaluation"):
                 logits = stack.forward_from(eval_images.expand(n_nets, *eval_images.shape), 0)
                 errors = (100 * (logits.argmax(2) != eval_labels).double().mean(1)).tolist()
         for i, curve in enumerate(curves):

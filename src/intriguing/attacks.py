@@ -28,8 +28,9 @@ from .data import N_CLASSES, check_images
 from .hardware import device
 from .lbfgs_box import box_lbfgs
 
-__all__ = ["C_RANGE", "PRECISIONS", "AttackResult", "SearchSettings", "check_targets", "classified_as", "default_batch_size",
-           "exact_linear_attack", "in_precision", "min_distortion_attack", "next_c", "random_targets", "rms_distortion"]
+__all__ = ["C_RANGE", "PRECISIONS", "AttackResult", "RowwiseModel", "SearchSettings", "check_targets", "classified_as",
+           "default_batch_size", "exact_linear_attack", "in_precision", "min_distortion_attack", "next_c",
+           "random_targets", "rms_distortion"]
 
 
 PRECISIONS = ("float64", "float32")
@@ -141,6 +142,16 @@ class AttackResult:
     c: Tensor
 
 
+class RowwiseModel(nn.Module):
+    """A model whose logits depend on which example a row is, e.g. a stack of networks, each example
+    searched against its own (:class:`intriguing.adversarial_training.StackedNetworkAbove`).
+    :func:`min_distortion_attack` calls it as ``model(z, rows)``: ``z`` (R, ...) the points of the examples
+    ``rows`` (R,) int64, sorted indices into the images the search was given."""
+
+    def forward(self, z: Tensor, rows: Tensor) -> Tensor:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+
 def rms_distortion(adversarial: Tensor, images: Tensor) -> Tensor:
     """√(Σ(x' − x)²/n) per image, n the number of pixels (§4.2). Shapes (N, ...) -> (N,)."""
     return (adversarial - images).flatten(1).pow(2).mean(1).sqrt()
@@ -192,7 +203,8 @@ def min_distortion_attack(
     """Approximate D(x, l) for every image: the closest image in the box classified as its target.
 
     Args:
-        model: maps images (B, C, H, W) to logits (B, K); used in eval mode.
+        model: maps images (B, C, H, W) to logits (B, K); used in eval mode. A :class:`RowwiseModel` is
+            also told which examples the rows are.
         images: (N, C, H, W) finite, in [0, 1], e.g. MNIST's (N, 1, 28, 28). N may be 0.
         targets: (N,) int64 target labels in 0..K-1.
         labels: (N,) true labels; if given, a target equal to its label is an error.
@@ -213,28 +225,38 @@ def min_distortion_attack(
         check_targets(images, targets, labels)
         return AttackResult(images.clone(), torch.zeros(0, dtype=torch.bool), torch.zeros(0), torch.zeros(0))
     dev = device()
-    network = in_precision(model.eval().to(dev), getattr(torch, settings.network_precision))
+    cast = in_precision(model.eval().to(dev), getattr(torch, settings.network_precision))
+    rowwise = isinstance(model, RowwiseModel)
+
+    def batch_network(start: int) -> Callable[[Tensor, Tensor], Tensor]:
+        """The network of the batch that starts at example ``start``, called with the batch's rows."""
+        if rowwise:
+            return lambda z, rows: cast(z, rows + start)
+        return lambda z, rows: cast(z)
+
     with torch.no_grad():
-        n_classes = network(images[:1].to(dev, torch.float32)).shape[1]
+        n_classes = batch_network(0)(images[:1].to(dev, torch.float32), torch.zeros(1, dtype=torch.int64, device=dev)).shape[1]
     check_targets(images, targets, labels, n_classes)
     batch_size = batch_size or default_batch_size(dev)
     results = []
-    batches = list(zip(images.split(batch_size), targets.split(batch_size)))
-    for x, l in tqdm(batches, desc="min-distortion search", disable=not progress, leave=False):
-        results.append(_attack_batch(network, x.to(dev, torch.float32), l.to(dev), settings))
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc="min-distortion search", disable=not progress, leave=False):
+        x, l = images[start:start + batch_size], targets[start:start + batch_size]
+        results.append(_attack_batch(batch_network(start), x.to(dev, torch.float32), l.to(dev), settings))
     adversarial, success, distortion, c = (torch.cat(parts).cpu() for parts in zip(*(
         (r.adversarial, r.success, r.distortion, r.c) for r in results)))
     return AttackResult(adversarial.to(images.dtype), success, distortion, c)
 
 
-def in_precision(model: nn.Module, dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
-    """``model`` computed in ``dtype`` for float32 inputs, with float32 outputs: its floating-point
-    parameters and buffers are cast for the call, and the module itself is left unchanged."""
+def in_precision(model: nn.Module, dtype: torch.dtype) -> Callable[..., Tensor]:
+    """``model`` computed in ``dtype`` for float32 inputs (and any further arguments, passed as they are),
+    with float32 outputs: its floating-point parameters and buffers are cast for the call, and the module
+    itself is left unchanged."""
     tensors = dict(model.named_parameters()) | dict(model.named_buffers())
     if dtype == torch.float32 and all(t.dtype == dtype for t in tensors.values() if t.is_floating_point()):
         return model
     cast = {name: t.detach().to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
-    return lambda z: torch.func.functional_call(model, cast, (z.to(dtype),)).float()
+    return lambda z, *rest: torch.func.functional_call(model, cast, (z.to(dtype), *rest)).float()
 
 
 CPU_BATCH = 1000
@@ -270,7 +292,9 @@ def next_c(hit: Tensor, c: Tensor, c_lo: Tensor, c_hi: Tensor) -> tuple[Tensor, 
     return c, c_lo, c_hi
 
 
-def _attack_batch(model: Callable[[Tensor], Tensor], x: Tensor, target: Tensor, settings: SearchSettings) -> AttackResult:
+def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: Tensor,
+                  settings: SearchSettings) -> AttackResult:
+    """The search of one batch; ``model(z, rows)`` gives the logits of the batch's examples ``rows`` at ``z``."""
     margin, logit_scale = settings.margin, settings.logit_scale
     batch = len(x)
     best = x.clone()
@@ -280,7 +304,7 @@ def _attack_batch(model: Callable[[Tensor], Tensor], x: Tensor, target: Tensor, 
     c_hi = x.new_full((batch,), float("inf"))
 
     def objective(z: Tensor, index: Tensor) -> Tensor:
-        logits = model(z)
+        logits = model(z, index)
         originals = x if len(index) == batch else x[index]  # every example: no gather needed
         sq = (z - originals).flatten(1).pow(2).sum(1)
         with torch.no_grad():  # keep the best successful iterate seen anywhere
@@ -303,7 +327,7 @@ def _attack_batch(model: Callable[[Tensor], Tensor], x: Tensor, target: Tensor, 
         z_rows = box_lbfgs(rows_objective, z[rows], settings.max_iter, memory=settings.memory, gtol=settings.tol,
                            ftol=settings.tol)
         with torch.no_grad():
-            hit = classified_as(model(z_rows), target[rows], margin)
+            hit = classified_as(model(z_rows, rows), target[rows], margin)
         c[rows], c_lo[rows], c_hi[rows] = next_c(hit, c[rows], c_lo[rows], c_hi[rows])
         z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best[rows])  # failures restart from the best
         if settings.bracket_tol > 0:

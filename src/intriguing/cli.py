@@ -1,7 +1,7 @@
 """The command line, ``python -m intriguing``: build the book or some of its chapters, look after the
 cache, list the profiles.
 
-    python -m intriguing build [--profile P] [CHAPTER ...]
+    python -m intriguing build [--profile P] [--no-html] [CHAPTER ...]
     python -m intriguing cache info
     python -m intriguing cache clear [--kind K]   (only what the cache itself stored)
     python -m intriguing cache bundle --profile P [--kind K ...] OUT
@@ -123,7 +123,7 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def build(profile_name: str | None, names: list[str], root: Path = Path(".")) -> dict[str, Any]:
+def build(profile_name: str | None, names: list[str], root: Path = Path("."), render: bool = True) -> dict[str, Any]:
     """Execute chapters and render the HTML; see the module's docstring.
 
     Args:
@@ -131,6 +131,9 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
             or ``full``).
         names: chapters to execute (empty: all).
         root: the repository's root.
+        render: render the HTML with Jupyter Book. Without it (a machine without Jupyter Book, such as a GPU
+            runner that times the chapters), the records are written beside where the HTML would be, and
+            ``timings/<profile>.json``, the record of whole builds, is left alone.
 
     Returns:
         The build's timing record (also written to ``_build/html/timings.json``).
@@ -214,7 +217,8 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
 
     jupyter_book = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     rendered = subprocess.run([jupyter_book, "build", str(src), "--path-output", str(root), "--warningiserror",
-                               "--keep-going"])
+                               "--keep-going"]) if render else subprocess.CompletedProcess([], 0)
+    (root / BUILD / "html").mkdir(parents=True, exist_ok=True)
     if rendered.returncode != 0:
         failed[RENDER] = f"jupyter-book build exited with status {rendered.returncode}"
         print(f"=== the HTML FAILED to render: {failed[RENDER]}", flush=True)
@@ -222,6 +226,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     record["cache_at_start"] = "empty" if cold else "warm"
     record["chapters_executed"] = "all" if not kept else selected
     record["chapters_failed"] = failed
+    record["html"] = "rendered" if render else "not rendered"
     results["chapters_failed"] = failed
     asked = bundle.needs_by_chapter(needs)
     previous_needs = root / BUILD / "html" / "needs.json"
@@ -231,7 +236,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path(".")) ->
     text = json.dumps(record, indent=1) + "\n"
     cache.atomic_write_text(text, root / BUILD / "html" / "timings.json")
     cache.atomic_write_text(json.dumps(results, indent=1) + "\n", root / BUILD / "html" / "results.json")
-    if cold and not kept and not failed:  # the README's table records cold, whole, passing builds
+    if cold and not kept and not failed and render:  # the README's table records cold, whole, passing builds
         cache.atomic_write_text(text, root / "timings" / f"{profile}.json")
     print(f"The book is at {(root / BUILD / 'html' / 'index.html').resolve()}; "
           f"its timing record is {BUILD / 'html' / 'timings.json'}")
@@ -398,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                                description="Execute the named chapters with papermill, then render the HTML.")
     make.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: $INTRIGUING_PROFILE "
                                                       "or full)")
+    make.add_argument("--no-html", action="store_true", help="execute and record, but render no HTML")
     make.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names, e.g. blind_spots")
     store = commands.add_parser("cache", help="what is cached, or clear it",
                                 description="The result cache at $INTRIGUING_CACHE (default ~/.cache/intriguing).")
@@ -427,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "build":
-            build(args.profile, args.chapters)
+            build(args.profile, args.chapters, render=not args.no_html)
         elif args.command == "cache" and args.action == "info":
             rows = cache_info()
             print(f"cache: {cache.cache_dir()}")
