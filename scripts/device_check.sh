@@ -3,7 +3,7 @@
 #
 #   bash scripts/device_check.sh [OUT]
 #
-# 1. the CUDA tests (pytest -m cuda) and the adversarial-training primitives' tests on the GPU;
+# 1. the CUDA tests (tests/test_cuda.py), and the phase and adversarial-training primitives' tests, on the GPU;
 # 2. the smoke build's chapters, executed on the GPU without rendering HTML (python -m intriguing build --no-html);
 # 3. a timed slice of the full adversarial-training chapter: one stack of 5 networks with pools at every layer
 #    (1 epoch without pools, 1 with), a stack of 1, the searches together and one network at a time, and the
@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-/tmp/device-check}}"
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg GIT_PYTHON_REFRESH=quiet
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
@@ -51,8 +51,8 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
   echo "=== $step_name: exit ${status[$step_name]} after ${seconds[$step_name]} s"
 }
 
-step cuda-tests 120 $python -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/test_adversarial_training.py
-step smoke-build 200 $python -m intriguing build --profile smoke --no-html
+step cuda-tests 100 $python -m pytest -q -p no:cacheprovider -x tests/test_cuda.py tests/test_phases.py tests/test_adversarial_training.py
+step smoke-build 180 $python -m intriguing build --profile smoke --no-html
 step chapter-slice 150 $python benchmarks/adversarial_phases.py --profile full --networks 5 --epochs 1 --warm-epochs 1 \
   --compare-stacked --chapter --json "$out/chapter-slice.json"
 
