@@ -68,8 +68,8 @@ def measure(profile: Profile, settings: AdversarialTrainingSettings, networks: i
     warm_times = PhaseTimes(dev)
     warm = fresh(seeds)
     if warm_epochs:
-        adversarial_fit_many(warm, data, replace(settings, epochs=warm_epochs, pool_start=0, pool_layers=()), weight_decay=FC_DECAY,
-                             seeds=seeds, progress=False, times=warm_times)
+        adversarial_fit_many(warm, data, replace(settings, epochs=warm_epochs, pool_start=0, pool_layers=()),
+                             weight_decay=FC_DECAY, seeds=seeds, progress=False, times=warm_times)
     warmed = [model.state_dict() for model in warm]
     pooled = replace(settings, epochs=epochs, pool_start=0, pool_layers=LAYERS)
 

@@ -58,6 +58,7 @@ def test_a_layer_k_adversarial_stays_in_the_box_and_the_layers_above_call_it_its
     labels = model(images).argmax(1)
     targets = random_targets(labels, seed=3)
     adversarial, result = layer_adversarial(model, images, targets, k, labels=labels, settings=SEARCH)
+    model.cpu()  # the search ran it on the library's device
     assert adversarial.shape == (12, width)
     assert adversarial.min() >= 0 and adversarial.max() <= 1
     assert result.success.float().mean() >= 0.9

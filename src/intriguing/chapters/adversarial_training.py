@@ -24,9 +24,10 @@ from ..paper import Tolerance
 from ..profiles import Profile, get_profile
 from ..spread import ORDERING_VERDICTS, paired_ordering
 
-__all__ = ["BEST_READING", "CLAIMS", "CONTROL", "DROPOUT_TRIED", "EPSILONS_TRIED", "FIRST_FAMILY", "FIRST_RECIPE",
+__all__ = ["BEST_READING", "CLAIMS", "CONTROL", "DROPOUT_TRIED", "EFFORT_READINGS", "EFFORTS_TRIED", "EPSILONS_TRIED",
+           "FIRST_FAMILY", "FIRST_RECIPE",
            "LAYER_NAMES", "LEVEL", "ORDERINGS", "POOL_READINGS", "SINGLE_LAYER_POOLS", "VARIANTS", "Choices",
-           "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "error_curves",
+           "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "effort_tuning", "error_curves",
            "lbfgs_reference", "orderings", "pool_contents", "pool_figure", "pool_record", "pool_search_cost",
            "pool_summary", "pool_tuning", "pools_verdict", "results", "summary", "tuning", "variant_seeds", "variant_settings"]
 
@@ -76,6 +77,13 @@ POOL_READINGS: dict[str, Callable[[AdversarialTrainingSettings], AdversarialTrai
 """Readings of what §4.2 leaves open, each a change to the pools at every layer: the first (random targets,
 examples as found, 0.5 pooled per clean example, every layer, from the profile's start epoch) and one
 change each. Distortions are RMS in each layer's units (pixels at the input, sigmoid outputs above)."""
+EFFORTS_TRIED = {"4 c steps x 20 iterations": (4, 20), "2 c steps x 10 iterations": (2, 10),
+                 "1 c step x 10 iterations": (1, 10)}
+"""The pools' search efforts (c steps, L-BFGS iterations per c) :func:`effort_tuning` tries; the first is the
+profile's. One c step keeps the search at c = 1: for the reading "fixed at 0.05 RMS", which keeps only each
+example's direction, that asks whether the direction of an early-stopped search serves."""
+EFFORT_READINGS = ("first reading", "fixed at 0.05 RMS")
+"""The readings of :data:`POOL_READINGS` under which each effort is tried."""
 VALIDATION = 10_000  # training images held out for the tuning (a 1/6 share of a subset)
 ORDERINGS = [
     ("pools at every layer", "dropout"),
@@ -261,6 +269,35 @@ def pool_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None
         rows[reading] = {"changes": _changes(pooled, settings),
                          "held-out error (%)": _held_out_error("pool tuning", settings, profile)}
     return _mark_lowest(pd.DataFrame.from_dict(rows, orient="index").rename_axis("reading"))
+
+
+def effort_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The pools' search effort: the pools at every layer under each reading of :data:`EFFORT_READINGS`, with the
+    weight-decay variant's recipe and each effort of :data:`EFFORTS_TRIED`, trained with the first seed on the
+    profile's training images less the held-out share.
+
+    Returns:
+        One row per (reading, effort): ``held-out error (%)``, its binomial standard error ``se (pp)``, the pools'
+        ``median distortion`` (the mean over the training's refreshes and pooled layers of each refresh's median,
+        RMS in each layer's units), ``success (%)`` (searches that reached their target) and ``minutes`` (the
+        network's training time).
+    """
+    profile = get_profile(profile)
+    pooled = replace(_base(profile, tuning(profile) if tuned is None else tuned), pool_layers=VARIANTS["pools at every layer"])
+    fit, check = _held_out_split(profile)
+    rows = []
+    for reading in EFFORT_READINGS:
+        for effort, (c_steps, max_iter) in EFFORTS_TRIED.items():
+            settings = POOL_READINGS[reading](pooled)
+            settings = replace(settings, search=replace(settings.search, c_steps=c_steps, max_iter=max_iter))
+            (net,) = _train("pool tuning", settings, fit, profile, [0], {"held_out": len(check)})
+            error = error_rate(net.model, check)
+            log = pd.DataFrame(net.refresh_log)
+            rows.append({"reading": reading, "effort": effort, "held-out error (%)": 100 * error,
+                         "se (pp)": 100 * math.sqrt(error * (1 - error) / len(check)),
+                         "median distortion": log["median distortion"].mean(), "success (%)": 100 * log["success"].mean(),
+                         "minutes": net.seconds / 60})
+    return pd.DataFrame(rows).set_index(["reading", "effort"])
 
 
 def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataFrame, readings: pd.DataFrame) -> Choices:
