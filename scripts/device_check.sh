@@ -59,7 +59,7 @@ step chapter-slice 150 $python benchmarks/adversarial_phases.py --profile full -
 mkdir -p timings
 record="timings/gpu-$name.json"
 $python - "$record" "$out" "$started" <<PY
-import json, sys, time
+import json, re, sys, time
 from pathlib import Path
 
 record, out, started = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
@@ -68,8 +68,10 @@ steps = {"cuda-tests": (${status[cuda-tests]}, ${seconds[cuda-tests]}), "smoke-b
 found = {"device": "$name", "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.time() - started),
          "steps": {name: {"exit": code, "seconds": s} for name, (code, s) in steps.items()}}
 smoke = Path("_build/html/timings.json")
-if smoke.exists():
+if smoke.exists() and steps["smoke-build"][0] == 0:
     found["smoke_build"] = json.loads(smoke.read_text())
+log = (out / "smoke-build.log").read_text(errors="replace") if (out / "smoke-build.log").exists() else ""
+found["smoke_chapters_seconds"] = {m[0]: int(m[1]) for m in re.findall(r"=== (\w+) took (\d+) s", log)}
 slice_ = out / "chapter-slice.json"
 if slice_.exists():
     found["chapter_slice"] = json.loads(slice_.read_text())

@@ -92,3 +92,13 @@ def test_random_and_nearest_share_their_images_and_refuse_a_failed_attack(tiny, 
     monkeypatch.setattr(artifacts, "min_over_targets", lambda *a, **k: (images, failed))
     with pytest.raises(RuntimeError, match="the nearest target attack on softmax2 failed on 4 images"):
         artifacts.random_and_nearest("softmax2", "train", tiny)
+
+
+def test_an_adversarially_trained_network_of_this_code_is_asked_for_and_one_of_another_format_is_not(tiny):
+    from intriguing.adversarial_training import RECORD_FORMAT, AdversarialTrainingSettings
+
+    key = {"format": RECORD_FORMAT, "hidden": (100, 100), "weight_decay": (1e-4,) * 3,
+           "settings": AdversarialTrainingSettings().key(), "seed": 0, "train_subset": tiny.train_subset}
+    assert artifacts.asked_for("adversarial-training", "weight_decay-seed0", key, tiny)
+    assert not artifacts.asked_for("adversarial-training", "weight_decay-seed0", {**key, "format": RECORD_FORMAT - 1}, tiny)
+    assert not artifacts.asked_for("adversarial-training", "weight_decay-seed0", {**key, "train_subset": 123}, tiny)

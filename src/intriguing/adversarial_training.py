@@ -33,12 +33,16 @@ from .models import SigmoidMLP
 from .phases import PhaseTimes
 
 __all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "OPTIMIZERS", "POOL_KEPT", "POOL_SCALINGS", "POOL_TARGETS",
-           "POOL_VERDICTS", "SCHEDULES", "SGD_MOMENTUM", "STACKED_SEARCH", "AdversarialPool", "AdversarialTrainingSettings",
-           "NetworkAbove", "Recipe", "StackedNetworkAbove", "StackedSigmoidMLP", "TrainingCurve", "adversarial_fit",
-           "adversarial_fit_many", "fast_gradient_sign", "forward_from", "layer_adversarial", "layer_output",
-           "pool_verdicts", "refresh_record", "refresh_stack", "resize_perturbations", "runner_up_targets", "to_device"]
+           "POOL_VERDICTS", "RECORD_FORMAT", "SCHEDULES", "SGD_MOMENTUM", "STACKED_SEARCH", "AdversarialPool",
+           "AdversarialTrainingSettings", "NetworkAbove", "Recipe", "StackedNetworkAbove", "StackedSigmoidMLP",
+           "TrainingCurve", "adversarial_fit", "adversarial_fit_many", "fast_gradient_sign", "forward_from",
+           "layer_adversarial", "layer_output", "pool_verdicts", "refresh_record", "refresh_stack",
+           "resize_perturbations", "runner_up_targets", "to_device"]
 
 
+RECORD_FORMAT = 3
+"""The layout of what an adversarially trained network's cached record holds (3: the input pool kept): part of
+its cache key, bumped to retrain every such network after a change to what training records."""
 POOL_TARGETS = ("random", "runner-up")
 """The pools' target choices (:attr:`AdversarialTrainingSettings.pool_target`)."""
 POOL_SCALINGS = ("as found", "cap", "fixed")

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import cache
+from .adversarial_training import RECORD_FORMAT
 from .attacks import AttackResult, SearchSettings, default_batch_size, min_distortion_attack, random_targets
 from .data import N_CLASSES, Split, load_mnist, p1_p2_split
 from .evaluate import error_table
@@ -166,8 +167,12 @@ def trained_network(name: str, profile: Profile | str | None = None, decay_mode:
 def asked_for(kind: str, name: str, config: dict[str, Any], profile: Profile | str | None = None) -> bool:
     """Whether this code, in ``profile``, would ask the cache for a result of ``kind`` and ``name`` under
     ``config``: the network it names must be trained as this code trains it (its training format, spec,
-    seed and the profile's sizes), so a result made by another version of the code is recognised."""
+    seed and the profile's sizes), so a result made by another version of the code is recognised. An
+    adversarially trained network (kind ``adversarial-training``) names no such network: its record's
+    format (:data:`intriguing.adversarial_training.RECORD_FORMAT`) and the profile's training subset decide."""
     profile = get_profile(profile)
+    if kind == "adversarial-training":  # minibatch networks of the adversarial-training chapter: no network to name
+        return config.get("format") == RECORD_FORMAT and config.get("train_subset", "missing") == profile.train_subset
     identity = config if kind == "networks" else config.get("network", {})
     if not isinstance(identity, dict) or "spec" not in identity:  # a loaded network: its weights' checksum
         return identity in [{"name": n, **v} for n, v in OTHER_NETWORKS.items()] and \

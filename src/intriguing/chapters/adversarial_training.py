@@ -14,7 +14,14 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import cache, paper, plots
-from ..adversarial_training import POOL_VERDICTS, AdversarialTrainingSettings, Recipe, adversarial_fit_many, pool_verdicts
+from ..adversarial_training import (
+    POOL_VERDICTS,
+    RECORD_FORMAT,
+    AdversarialTrainingSettings,
+    Recipe,
+    adversarial_fit_many,
+    pool_verdicts,
+)
 from ..artifacts import attacked_images, replicates, trained_network, training_split
 from ..attacks import min_distortion_attack
 from ..data import Split, load_mnist
@@ -31,7 +38,6 @@ __all__ = ["BEST_READING", "CLAIMS", "CONTROL", "DROPOUT_TRIED", "EFFORT_READING
            "lbfgs_reference", "orderings", "pool_contents", "pool_figure", "pool_record", "pool_search_cost",
            "pool_summary", "pool_tuning", "pools_verdict", "results", "summary", "tuning", "variant_seeds", "variant_settings"]
 
-FORMAT = 3  # bump to retrain every variant after a change to what training records (3: the input pool kept)
 HIDDEN = (100, 100)
 FIRST_RECIPE = "weight decay, first recipe"
 """Weight decay alone with the chapter's first recipe (:func:`choose`), beside the recipe chosen now."""
@@ -142,7 +148,7 @@ def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, pr
            selection: dict[str, object]) -> list[TrainedVariant]:
     """The networks of one variant, one per seed, loaded from the cache; those missing are trained
     together (:func:`intriguing.adversarial_training.adversarial_fit_many`) and stored one by one."""
-    keys = {seed: {"format": FORMAT, "hidden": HIDDEN, "weight_decay": FC_DECAY, "settings": settings.key(),
+    keys = {seed: {"format": RECORD_FORMAT, "hidden": HIDDEN, "weight_decay": FC_DECAY, "settings": settings.key(),
                    "seed": seed, "train_subset": profile.train_subset, **selection} for seed in seeds}
     names = {seed: f"{variant}-seed{seed}".replace(" ", "_").replace(",", "") for seed in seeds}
     records = {seed: cache.lookup("adversarial-training", names[seed], keys[seed]) for seed in seeds}
