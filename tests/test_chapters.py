@@ -155,6 +155,38 @@ def test_the_tuning_picks_the_best_held_out_recipe_dropout_epsilon_and_reading()
         chapter.variant_settings("pools everywhere", smoke, choices)
 
 
+def test_the_cheapest_effort_within_the_standard_errors_is_chosen_and_applied_to_pooled_variants_only():
+    from intriguing.chapters import adversarial_training as chapter
+    from intriguing.profiles import get_profile
+
+    efforts = list(chapter.EFFORTS_TRIED)  # the profile's, then cheaper ones
+
+    def table(errors: dict[str, tuple[float, float]]) -> pd.DataFrame:
+        rows = [{"reading": reading, "effort": effort, "held-out error (%)": errors[effort][r], "se (pp)": 0.1,
+                 "minutes": {efforts[0]: 3.0, efforts[1]: 2.0, efforts[2]: 1.0}[effort]}
+                for r, reading in enumerate(chapter.EFFORT_READINGS) for effort in efforts]
+        return pd.DataFrame(rows).set_index(["reading", "effort"])
+
+    # 2 standard errors of a difference of two errors with se 0.1 pp each: 0.283 pp.
+    assert chapter.cheapest_effort(table({efforts[0]: (2.0, 1.9), efforts[1]: (2.1, 2.0), efforts[2]: (2.28, 2.1)})) \
+        == efforts[2]
+    assert chapter.cheapest_effort(table({efforts[0]: (2.0, 1.9), efforts[1]: (2.1, 2.0), efforts[2]: (2.29, 2.1)})) \
+        == efforts[1]  # the cheapest misses under the first reading
+    assert chapter.cheapest_effort(table({efforts[0]: (2.0, 1.9), efforts[1]: (2.4, 2.0), efforts[2]: (2.0, 2.3)})) \
+        == efforts[0]  # every cheaper effort misses under one reading
+    smoke = get_profile("smoke")
+    recipe = smoke.adversarial_recipes[0]
+    choices = chapter.Choices(recipe=recipe, first_recipe=recipe, dropout=(0.0, 0.2), epsilon=0.1,
+                              reading="fixed at 0.05 RMS", effort=efforts[2])
+    c_steps, max_iter = chapter.EFFORTS_TRIED[efforts[2]]
+    for variant in ("pools at every layer", chapter.BEST_READING, "pool at the input"):
+        search = chapter.variant_settings(variant, smoke, choices).search
+        assert (search.c_steps, search.max_iter) == (c_steps, max_iter)
+    assert chapter.variant_settings("weight decay", smoke, choices) == recipe.applied(smoke.adversarial_training)
+    with pytest.raises(ValueError, match="unknown effort"):
+        chapter.with_effort(smoke.adversarial_training, "as hard as it can")
+
+
 def test_every_pool_reading_changes_what_it_says_and_only_that():
     from intriguing.chapters import adversarial_training as chapter
 

@@ -34,7 +34,8 @@ from ..spread import ORDERING_VERDICTS, paired_ordering
 __all__ = ["BEST_READING", "CLAIMS", "CONTROL", "DROPOUT_TRIED", "EFFORT_READINGS", "EFFORTS_TRIED", "EPSILONS_TRIED",
            "FIRST_FAMILY", "FIRST_RECIPE",
            "LAYER_NAMES", "LEVEL", "ORDERINGS", "POOL_READINGS", "SINGLE_LAYER_POOLS", "VARIANTS", "Choices",
-           "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "effort_tuning", "error_curves",
+           "cheapest_effort", "check_orderings", "choose", "compare_paper", "control_tuning", "decide_claims", "effort_tuning",
+           "error_curves", "with_effort",
            "lbfgs_reference", "orderings", "pool_contents", "pool_figure", "pool_record", "pool_search_cost",
            "pool_summary", "pool_tuning", "pools_verdict", "results", "summary", "tuning", "variant_seeds", "variant_settings"]
 
@@ -135,13 +136,15 @@ class TrainedVariant:
 @dataclass(frozen=True)
 class Choices:
     """What the held-out images chose: the recipe, the first recipe, the dropout rates (input, hidden),
-    the control's ε and the pools' reading (a key of :data:`POOL_READINGS`)."""
+    the control's ε, the pools' reading (a key of :data:`POOL_READINGS`) and the pools' search effort (a key
+    of :data:`EFFORTS_TRIED`)."""
 
     recipe: Recipe
     first_recipe: Recipe
     dropout: tuple[float, float]
     epsilon: float
     reading: str
+    effort: str = next(iter(EFFORTS_TRIED))
 
 
 def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, profile: Profile, seeds: list[int],
@@ -258,23 +261,53 @@ def _changes(base: AdversarialTrainingSettings, read: AdversarialTrainingSetting
     return ", ".join(changed) or "none"
 
 
-def pool_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
+def pool_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None,
+                effort: str = next(iter(EFFORTS_TRIED))) -> pd.DataFrame:
     """The pools' reading: the pools at every layer under every reading of :data:`POOL_READINGS`, with the
-    weight-decay variant's recipe, and the held-out error (%) as in :func:`tuning`; the chosen reading is
-    the one with the lowest.
+    weight-decay variant's recipe and the pools' search at ``effort`` (:func:`effort_tuning` chooses it), and
+    the held-out error (%) as in :func:`tuning`; the chosen reading is the one with the lowest.
 
     Returns:
         One row per reading (the index): ``changes`` (the settings it changes), ``held-out error (%)``,
         ``chosen``.
     """
     profile = get_profile(profile)
-    pooled = replace(_base(profile, tuning(profile) if tuned is None else tuned), pool_layers=VARIANTS["pools at every layer"])
+    pooled = with_effort(replace(_base(profile, tuning(profile) if tuned is None else tuned),
+                                 pool_layers=VARIANTS["pools at every layer"]), effort)
     rows = {}
     for reading, read in POOL_READINGS.items():
         settings = read(pooled)
         rows[reading] = {"changes": _changes(pooled, settings),
                          "held-out error (%)": _held_out_error("pool tuning", settings, profile)}
     return _mark_lowest(pd.DataFrame.from_dict(rows, orient="index").rename_axis("reading"))
+
+
+def with_effort(settings: AdversarialTrainingSettings, effort: str) -> AdversarialTrainingSettings:
+    """``settings`` with the pools' search at ``effort`` (a key of :data:`EFFORTS_TRIED`)."""
+    if effort not in EFFORTS_TRIED:
+        raise ValueError(f"unknown effort {effort!r}; choose one of {list(EFFORTS_TRIED)}")
+    c_steps, max_iter = EFFORTS_TRIED[effort]
+    return replace(settings, search=replace(settings.search, c_steps=c_steps, max_iter=max_iter))
+
+
+EFFORT_SES = 2.0
+"""An effort serves when its held-out error is at most the profile's effort's plus this many standard errors of
+the two errors' difference, under every reading of :data:`EFFORT_READINGS`."""
+
+
+def cheapest_effort(efforts: pd.DataFrame) -> str:
+    """The cheapest effort of :func:`effort_tuning`'s table (least training minutes over the readings) that serves
+    (:data:`EFFORT_SES`); the profile's effort, the first, always serves."""
+    names = list(dict.fromkeys(efforts.index.get_level_values("effort")))
+    readings = list(dict.fromkeys(efforts.index.get_level_values("reading")))
+
+    def serves(effort: str) -> bool:
+        return all(efforts.loc[(r, effort), "held-out error (%)"] <= efforts.loc[(r, names[0]), "held-out error (%)"]
+                   + EFFORT_SES * math.hypot(efforts.loc[(r, effort), "se (pp)"], efforts.loc[(r, names[0]), "se (pp)"])
+                   for r in readings)
+
+    minutes = efforts.groupby(level="effort")["minutes"].sum()
+    return min((effort for effort in names if serves(effort)), key=lambda effort: minutes[effort])
 
 
 def effort_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -293,9 +326,8 @@ def effort_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | No
     fit, check = _held_out_split(profile)
     rows = []
     for reading in EFFORT_READINGS:
-        for effort, (c_steps, max_iter) in EFFORTS_TRIED.items():
-            settings = POOL_READINGS[reading](pooled)
-            settings = replace(settings, search=replace(settings.search, c_steps=c_steps, max_iter=max_iter))
+        for effort in EFFORTS_TRIED:
+            settings = with_effort(POOL_READINGS[reading](pooled), effort)
             (net,) = _train("pool tuning", settings, fit, profile, [0], {"held_out": len(check)})
             error = error_rate(net.model, check)
             log = pd.DataFrame(net.refresh_log)
@@ -303,13 +335,16 @@ def effort_tuning(profile: Profile | str | None = None, tuned: pd.DataFrame | No
                          "se (pp)": 100 * math.sqrt(error * (1 - error) / len(check)),
                          "median distortion": log["median distortion"].mean(), "success (%)": 100 * log["success"].mean(),
                          "minutes": net.seconds / 60})
-    return pd.DataFrame(rows).set_index(["reading", "effort"])
+    table = pd.DataFrame(rows).set_index(["reading", "effort"])
+    return table.assign(chosen=table.index.get_level_values("effort") == cheapest_effort(table))
 
 
-def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataFrame, readings: pd.DataFrame) -> Choices:
-    """What :func:`tuning`, :func:`control_tuning` and :func:`pool_tuning` choose: the recipe with the lowest
-    held-out error without dropout, the first recipe (the best of :data:`FIRST_FAMILY`), the dropout rates
-    with the lowest held-out error, and the chosen ε and reading.
+def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataFrame, readings: pd.DataFrame,
+           efforts: pd.DataFrame | None = None) -> Choices:
+    """What :func:`tuning`, :func:`control_tuning`, :func:`pool_tuning` and :func:`effort_tuning` choose: the recipe
+    with the lowest held-out error without dropout, the first recipe (the best of :data:`FIRST_FAMILY`), the
+    dropout rates with the lowest held-out error, the chosen ε and reading, and the chosen effort (without
+    ``efforts``: the profile's).
 
     Raises:
         ValueError: the tuning table lacks settings with dropout or without it, or a recipe of the first
@@ -330,7 +365,8 @@ def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataF
                    first_recipe=recipes[first.loc[first["held-out error (%)"].idxmin(), "recipe"]],
                    dropout=(float(dropout["input dropout"]), float(dropout["hidden dropout"])),
                    epsilon=float(control.loc[control["chosen"], "epsilon"].iloc[0]),
-                   reading=str(readings.index[readings["chosen"]][0]))
+                   reading=str(readings.index[readings["chosen"]][0]),
+                   effort=cheapest_effort(efforts) if efforts is not None else next(iter(EFFORTS_TRIED)))
 
 
 def variant_settings(variant: str, profile: Profile | str | None, choices: Choices) -> AdversarialTrainingSettings:
@@ -346,7 +382,7 @@ def variant_settings(variant: str, profile: Profile | str | None, choices: Choic
         settings = replace(settings, fgsm_epsilon=choices.epsilon)
     if variant == BEST_READING:
         settings = POOL_READINGS[choices.reading](settings)
-    return settings
+    return with_effort(settings, choices.effort) if settings.pool_layers else settings
 
 
 def variant_seeds(variant: str, profile: Profile | str | None = None) -> list[int]:
@@ -437,15 +473,16 @@ def check_orderings(found: pd.DataFrame) -> None:
 
 
 def pool_search_cost(profile: Profile | str | None, choices: Choices) -> pd.DataFrame:
-    """The pools' cheaper search against the chapter's, on the weight-decay network's first seed and the
-    same attacked test images: mean distortion, success and seconds per 1000 examples."""
+    """The pools' cheaper search (at the chosen effort) against the chapter's, on the weight-decay network's first
+    seed and the same attacked test images: mean distortion, success and seconds per 1000 examples."""
     profile = get_profile(profile)
     settings = variant_settings("weight decay", profile, choices)
     seeds = variant_seeds("weight decay", profile)  # as results() trains them: together, the first one used here
     model = _train("weight decay", settings, training_split("train", profile), profile, seeds, {})[0].model
     attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
     rows = {}
-    for name, search in (("the pools' search", settings.search), ("the book's search", profile.search)):
+    pools_search = with_effort(settings, choices.effort).search
+    for name, search in (("the pools' search", pools_search), ("the book's search", profile.search)):
         start = time.perf_counter()
         result = min_distortion_attack(model, attacked.images, attacked.targets, labels=attacked.labels,
                                        settings=search, progress=False)
