@@ -242,3 +242,18 @@ def test_a_symlink_in_a_bundle_folder_is_not_followed(published, tmp_path, tiny)
     (out / path).symlink_to(moved)
     with pytest.raises(bundle.BundleError, match=f"has no {path}"):
         cli.pull(str(out), "tiny", [])
+
+
+def test_every_kind_the_cache_holds_is_bundled_and_a_bundle_over_a_releases_asset_limit_is_refused(built, tmp_path,
+                                                                                                   monkeypatch, tiny):
+    shutil.copytree(built[0].parent / "cache", tmp_path / "cache-copy")
+    monkeypatch.setenv("INTRIGUING_CACHE", str(tmp_path / "cache-copy"))
+    cache.store("attacks", "softmax1", {"network": {"made": "by hand"}, "train_subset": tiny.train_subset},
+                {"adversarial": torch.zeros(2, 3)})
+    manifest = cli.make_bundle("tiny", ["all"], tmp_path / "all", tmp_path / "no-needs.json")
+    assert {e["kind"] for e in manifest["entries"]} == {"networks", "attacks"} and len(manifest["entries"]) == 7
+    monkeypatch.setattr(bundle, "MAX_FILES", 8)
+    with pytest.raises(bundle.BundleError, match="7 results and the two index files exceed a release's 8 assets"):
+        cli.make_bundle("tiny", ["all"], tmp_path / "again", tmp_path / "no-needs.json")
+    with pytest.raises(bundle.BundleError, match="'checkpoints' is not a kind of result"):
+        cli.make_bundle("tiny", ["checkpoints"], tmp_path / "again", tmp_path / "no-needs.json")

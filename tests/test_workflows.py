@@ -42,4 +42,4 @@ def test_the_release_the_book_publishes_is_the_one_colab_pulls_from():
     pattern = config["repository"]["precomputed"]
     assert pattern == config["repository"]["url"] + "/releases/download/results-{commit}"
     assert "tag_name: results-${{ github.sha }}" in book
-    assert "cache bundle --profile full _build/bundle" in book and "files: _build/bundle/*" in book
+    assert "cache bundle --profile full --kind all _build/bundle" in book and "files: _build/bundle/*" in book

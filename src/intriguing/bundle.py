@@ -50,6 +50,8 @@ MAX_INDEX_BYTES = 64 << 20
 """The most ``bundle.json`` or ``registry.txt`` may weigh."""
 MAX_RESULT_BYTES = 2 << 30
 """The most one result file may weigh: a release asset's limit (2 GiB)."""
+MAX_FILES = 1000
+"""The most files a bundle may hold, ``bundle.json`` and ``registry.txt`` included: a release's asset limit."""
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 NEEDS_VAR = cache.NEEDS_VAR
 PRECOMPUTED_VAR = "INTRIGUING_PRECOMPUTED"
@@ -148,25 +150,29 @@ def make_bundle(out: Path, profile: str, kinds: Iterable[str] = DEFAULT_KINDS,
     for chapter, files in (needs or {}).items():
         for file in files:
             chapters.setdefault(file, []).append(chapter)
-    entries, lines, size = [], [], 0
     for kind in kinds:
         if kind not in cache.RESULT_KINDS:
             raise BundleError(f"{kind!r} is not a kind of result; bundle one of {', '.join(cache.RESULT_KINDS)}")
         if kind not in cache.kinds():
             raise BundleError(f"no cached kind {kind!r} to bundle; there are: {', '.join(cache.kinds()) or 'none'}")
-        for entry in cache.index(kind):
-            if not belongs(entry["config"]):
-                continue
-            stored = cache.cache_dir() / kind / entry["file"]
-            path = bundle_path(kind, entry["name"], entry["config"])
-            write_result(cache.load(stored), out / path)
-            digest = file_sha256(out / path)
-            entry_bytes = (out / path).stat().st_size
-            size += entry_bytes
-            lines.append(f"{path} {digest}")
-            entries.append({"path": path, "kind": kind, "file": entry["file"], "name": entry["name"],
-                            "config": entry["config"], "bytes": entry_bytes,
-                            "chapters": sorted(chapters.get(f"{kind}/{entry['file']}", []))})
+    wanted = [(kind, entry) for kind in kinds for entry in cache.index(kind) if belongs(entry["config"])]
+    if len(wanted) + 2 > MAX_FILES:
+        raise BundleError(f"{len(wanted)} results and the two index files exceed a release's {MAX_FILES} assets; "
+                          "bundle fewer kinds")
+    entries, lines, size = [], [], 0
+    for kind, entry in wanted:
+        stored = cache.cache_dir() / kind / entry["file"]
+        path = bundle_path(kind, entry["name"], entry["config"])
+        write_result(cache.load(stored), out / path)
+        digest = file_sha256(out / path)
+        entry_bytes = (out / path).stat().st_size
+        if entry_bytes > MAX_RESULT_BYTES:
+            raise BundleError(f"{path} weighs {entry_bytes:,} bytes, over a release asset's {MAX_RESULT_BYTES:,}")
+        size += entry_bytes
+        lines.append(f"{path} {digest}")
+        entries.append({"path": path, "kind": kind, "file": entry["file"], "name": entry["name"],
+                        "config": entry["config"], "bytes": entry_bytes,
+                        "chapters": sorted(chapters.get(f"{kind}/{entry['file']}", []))})
     manifest = {"format": BUNDLE_FORMAT, "profile": profile, "bytes": size, "chapters_recorded": needs is not None,
                 "entries": entries}
     cache.atomic_write_text("\n".join(lines) + "\n", out / "registry.txt")

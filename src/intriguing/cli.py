@@ -377,6 +377,8 @@ def make_bundle(profile_name: str | None, kinds: list[str], out: Path, needs: Pa
     chapters that asked for it in the build whose ``needs.json`` is ``needs`` (if present)."""
     profile = get_profile(profile_name).name
     asked = json.loads(needs.read_text(encoding="utf-8")) if needs.exists() else None
+    if "all" in kinds:
+        kinds = [kind for kind in cache.RESULT_KINDS if kind in cache.kinds()]
     return bundle.make_bundle(out, profile, kinds or bundle.DEFAULT_KINDS, asked,
                               belongs=lambda config: profile in _profiles_of(config))
 
@@ -415,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                            description="Write a profile's cached results as a bundle (safetensors files, bundle.json, "
                                        "pooch's registry.txt) that `cache pull` fetches from a URL or folder.")
     pack.add_argument("--profile", default=None, help="whose results (default: $INTRIGUING_PROFILE or full)")
-    pack.add_argument("--kind", action="append", default=[], help="a kind to bundle (repeatable; default: networks)")
+    pack.add_argument("--kind", action="append", default=[],
+                      help="a kind to bundle (repeatable; default: networks; all: every kind of result the cache holds)")
     pack.add_argument("--needs", type=Path, default=BUILD / "html" / "needs.json",
                       help="the build's needs.json, recording which chapter asked for what (default: %(default)s)")
     pack.add_argument("out", type=Path, metavar="OUT", help="the bundle's folder")
