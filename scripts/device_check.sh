@@ -51,9 +51,9 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
   echo "=== $step_name: exit ${status[$step_name]} after ${seconds[$step_name]} s"
 }
 
-step cuda-tests 100 $python -m pytest -q -p no:cacheprovider -x tests/test_cuda.py tests/test_phases.py tests/test_adversarial_training.py
-step smoke-build 180 $python -m intriguing build --profile smoke --no-html
-step chapter-slice 150 $python benchmarks/adversarial_phases.py --profile full --networks 5 --epochs 1 --warm-epochs 1 \
+step cuda-tests 70 $python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_phases.py tests/test_adversarial_training.py
+step smoke-build 300 $python -m intriguing build --profile smoke --no-html
+step chapter-slice 110 $python benchmarks/adversarial_phases.py --profile full --networks 5 --epochs 1 --warm-epochs 1 \
   --compare-stacked --chapter --json "$out/chapter-slice.json"
 
 mkdir -p timings

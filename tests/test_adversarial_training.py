@@ -296,8 +296,8 @@ def test_a_refresh_with_runner_up_targets_and_fixed_size_fills_the_pool_at_that_
     pool, gen = AdversarialPool((1,), size=30), torch.Generator().manual_seed(0)
     made = pool.refresh(model, data, 1.0, gen, SEARCH, target="runner-up", scaling="fixed", distortion=0.02)
     assert made[1]["replaced"] == 30 and made[1]["success"] == 1  # found at a median RMS of 0.18, then rescaled
-    clean = layer_output(model, data.images, 1).detach()
-    nearest = torch.cdist(pool.inputs[1], clean).min(1).values / 16 ** 0.5  # RMS distance to the closest clean output
+    clean = layer_output(model.cpu(), data.images, 1).detach()  # the search ran it on the library's device
+    nearest = torch.cdist(pool.inputs[1].cpu(), clean).min(1).values / 16 ** 0.5  # RMS distance to the closest clean output
     assert torch.allclose(nearest, torch.full_like(nearest, 0.02), atol=1e-4)
 
 
@@ -408,10 +408,10 @@ def test_pools_searched_together_equal_pools_searched_network_by_network(scaling
         found[stacked] = pools, records
     (alone, records_alone), (together, records_together) = found[False], found[True]
     assert [[r["replaced"] for r in rec.values()] for rec in records_together[1]] == [[3, 3, 3]] * 3
-    for a, b in zip(alone, together):
+    for a, b in zip(alone, together):  # compared on the CPU: a search moves its network to the library's device
         for k in (0, 1, 2):
-            assert torch.equal(a.labels[k], b.labels[k]) and torch.equal(a.targets[k], b.targets[k])
-            assert torch.allclose(a.inputs[k], b.inputs[k], atol=1e-5), (a.inputs[k] - b.inputs[k]).abs().max()
+            assert torch.equal(a.labels[k].cpu(), b.labels[k].cpu()) and torch.equal(a.targets[k].cpu(), b.targets[k].cpu())
+            assert torch.allclose(a.inputs[k].cpu(), b.inputs[k].cpu(), atol=1e-5), (a.inputs[k].cpu() - b.inputs[k].cpu()).abs().max()
     for one, other in zip(records_alone, records_together):
         for a, b in zip(one, other):
             for k in (0, 1, 2):
