@@ -73,5 +73,5 @@ def test_a_chapters_colab_cell_installs_the_pinned_commit_and_the_chapter_runs(t
                                       "print(m.distribution('intriguing').read_text('direct_url.json'))", cwd=tmp_path))
     assert url["vcs_info"]["commit_id"] == commit and str(ROOT) in url["url"]  # the pinned commit, not a checkout
     assert "Location: " + str(venv) in installed
-    assert "fetched 0, already cached 0" in "".join(
+    assert "fetched 0 (0 B), already cached 0" in "".join(
         "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
