@@ -417,3 +417,22 @@ def test_pools_searched_together_equal_pools_searched_network_by_network(scaling
             for k in (0, 1, 2):
                 assert a[k]["success"] == b[k]["success"]
                 assert a[k]["median distortion"] == pytest.approx(b[k]["median distortion"], rel=1e-4, nan_ok=True)
+
+
+def test_a_rowwise_search_split_into_batches_tells_each_batch_its_rows():
+    """The search hands a RowwiseModel the rows of the whole call, also when it splits the call into batches."""
+    from intriguing.attacks import min_distortion_attack
+
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(SigmoidMLP((8, 6)))
+    above = StackedNetworkAbove(StackedSigmoidMLP(models), 1, per_network=4)
+    h = torch.rand(12, 1, 1, 8, generator=torch.Generator().manual_seed(0))
+    targets = random_targets(torch.zeros(12, dtype=torch.int64), seed=1)
+    whole = min_distortion_attack(above, h, targets, settings=SEARCH, batch_size=12, progress=False)
+    split = min_distortion_attack(above, h, targets, settings=SEARCH, batch_size=5, progress=False)
+    assert torch.equal(whole.success, split.success)
+    assert torch.allclose(whole.distortion, split.distortion, atol=1e-5)
+    alone = min_distortion_attack(NetworkAbove(models[2], 1), h[8:], targets[8:], settings=SEARCH, progress=False)
+    assert torch.allclose(whole.distortion[8:], alone.distortion, atol=1e-5)  # rows 8-11 are network 2's

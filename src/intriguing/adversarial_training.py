@@ -335,7 +335,7 @@ class AdversarialPool:
         return replaced
 
     def draw(self, k: int, model: SigmoidMLP, data: Split, share: float, generator: torch.Generator,
-              target: str) -> tuple[Tensor, Tensor, Tensor]:
+             target: str) -> tuple[Tensor, Tensor, Tensor]:
         """The images (n, 1, 28, 28), labels and targets (n,) of layer ``k``'s next refresh, on the CPU."""
         n = max(1, round(share * self.size)) if k in self.inputs else self.size
         pick = torch.randint(len(data), (n,), generator=generator)
@@ -347,7 +347,7 @@ class AdversarialPool:
         return images, labels, targets
 
     def put(self, k: int, model: SigmoidMLP, images: Tensor, adversarial: Tensor, labels: Tensor, targets: Tensor,
-             generator: torch.Generator, scaling: str, distortion: float) -> None:
+            generator: torch.Generator, scaling: str, distortion: float) -> None:
         """Resize the searched layer-k outputs (n, d_k) as ``scaling`` says and put them into the pool: all
         of it when empty, else into random slots."""
         dev = next(model.parameters()).device  # the pool lives where the network trains
