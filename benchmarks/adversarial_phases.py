@@ -36,27 +36,18 @@ from pathlib import Path
 
 import torch
 
-from intriguing.adversarial_training import STACKED_SEARCH, AdversarialTrainingSettings, adversarial_fit_many
+from intriguing.adversarial_training import STACKED_SEARCH, AdversarialTrainingSettings, adversarial_fit_many, seeded_networks
 from intriguing.artifacts import attacked_images, training_split
 from intriguing.attacks import min_distortion_attack
 from intriguing.chapters import adversarial_training as chapter
 from intriguing.data import load_mnist
 from intriguing.hardware import device
-from intriguing.models import FC_DECAY, SigmoidMLP
+from intriguing.models import FC_DECAY
 from intriguing.phases import PhaseTimes, matmul_peak
 from intriguing.profiles import Profile, get_profile
 
 HIDDEN = (100, 100)
 LAYERS = (0, 1, 2)
-
-
-def fresh(seeds: list[int]) -> list[SigmoidMLP]:
-    """One untrained network per seed, initialised as the chapter does."""
-    models = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        models.append(SigmoidMLP(HIDDEN))
-    return models
 
 
 def measure(profile: Profile, settings: AdversarialTrainingSettings, networks: int, epochs: int, warm_epochs: int,
@@ -66,7 +57,7 @@ def measure(profile: Profile, settings: AdversarialTrainingSettings, networks: i
     data, test, dev = training_split("train", profile), load_mnist("test"), device()
     seeds = list(range(networks))
     warm_times = PhaseTimes(dev)
-    warm = fresh(seeds)
+    warm = seeded_networks(HIDDEN, seeds)
     if warm_epochs:
         adversarial_fit_many(warm, data, replace(settings, epochs=warm_epochs, pool_start=0, pool_layers=()),
                              weight_decay=FC_DECAY, seeds=seeds, progress=False, times=warm_times)
@@ -74,7 +65,7 @@ def measure(profile: Profile, settings: AdversarialTrainingSettings, networks: i
     pooled = replace(settings, epochs=epochs, pool_start=0, pool_layers=LAYERS)
 
     def run(times: PhaseTimes, stacked: bool) -> list:
-        models = fresh(seeds)
+        models = seeded_networks(HIDDEN, seeds)
         for model, state in zip(models, warmed):
             model.load_state_dict(state)
         return adversarial_fit_many(models, data, pooled, weight_decay=FC_DECAY, seeds=seeds, evaluation=test,
@@ -232,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         if args.networks != 1:
             runs[1] = measure(profile, settings, 1, args.epochs, max(1, args.warm_epochs), stacked)
         attacked = attacked_images("test", profile).subset(slice(0, profile.adversarial_distortion_examples))
-        model = fresh([0])[0]
+        model = seeded_networks(HIDDEN, [0])[0]
         model.load_state_dict(chapter_model_state(profile, settings))
         start = time.perf_counter()
         min_distortion_attack(model, attacked.images, attacked.targets, labels=attacked.labels, settings=profile.search,
@@ -255,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 def chapter_model_state(profile: Profile, settings: AdversarialTrainingSettings) -> dict[str, torch.Tensor]:
     """A network trained for one epoch without pools: what the chapter's search of 1,000 test images is timed on."""
-    model = fresh([0])[0]
+    model = seeded_networks(HIDDEN, [0])[0]
     adversarial_fit_many([model], training_split("train", profile), replace(settings, epochs=1, pool_start=0, pool_layers=()),
                          weight_decay=FC_DECAY, seeds=[0], progress=False)
     return model.state_dict()

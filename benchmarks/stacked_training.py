@@ -19,22 +19,13 @@ from dataclasses import replace
 
 import torch
 
-from intriguing.adversarial_training import adversarial_fit, adversarial_fit_many
+from intriguing.adversarial_training import adversarial_fit, adversarial_fit_many, seeded_networks
 from intriguing.artifacts import training_split
 from intriguing.hardware import device
-from intriguing.models import FC_DECAY, SigmoidMLP
+from intriguing.models import FC_DECAY
 from intriguing.profiles import get_profile
 
 HIDDEN = (100, 100)
-
-
-def fresh(seeds: list[int]) -> list[SigmoidMLP]:
-    """One untrained network per seed, initialised as the chapter does."""
-    models = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        models.append(SigmoidMLP(HIDDEN))
-    return models
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -52,13 +43,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{args.networks} networks 784-{HIDDEN[0]}-{HIDDEN[1]}-10, {args.variant}, {args.epochs} epoch(s) on "
           f"{len(data):,} images, on {device()} with {torch.get_num_threads()} thread(s)")
 
-    alone = fresh(seeds)
+    alone = seeded_networks(HIDDEN, seeds)
     start = time.perf_counter()
     for model, seed in zip(alone, seeds):
         adversarial_fit(model, data, settings, weight_decay=FC_DECAY, seed=seed, progress=False)
     one_at_a_time = time.perf_counter() - start
 
-    together = fresh(seeds)
+    together = seeded_networks(HIDDEN, seeds)
     start = time.perf_counter()
     adversarial_fit_many(together, data, settings, weight_decay=FC_DECAY, seeds=seeds, progress=False)
     stacked = time.perf_counter() - start

@@ -37,7 +37,7 @@ __all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "OPTIMIZERS", "POOL_KEPT", "PO
            "AdversarialTrainingSettings", "NetworkAbove", "Recipe", "StackedNetworkAbove", "StackedSigmoidMLP",
            "TrainingCurve", "adversarial_fit", "adversarial_fit_many", "fast_gradient_sign", "forward_from",
            "layer_adversarial", "layer_output", "pool_verdicts", "refresh_record", "refresh_stack",
-           "resize_perturbations", "runner_up_targets", "to_device"]
+           "resize_perturbations", "runner_up_targets", "seeded_networks", "to_device"]
 
 
 RECORD_FORMAT = 3
@@ -204,6 +204,15 @@ class Recipe:
     def describe(self) -> str:
         """One short line, e.g. ``SGD, cosine, lr 0.2, 24 epochs``."""
         return f"{'Adam' if self.optimizer == 'adam' else 'SGD'}, {self.schedule}, lr {self.lr:g}, {self.epochs} epochs"
+
+
+def seeded_networks(hidden: tuple[int, ...], seeds: list[int]) -> list[SigmoidMLP]:
+    """One untrained sigmoid network 784-hidden-10 per seed, each initialised right after ``torch.manual_seed(seed)``."""
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(SigmoidMLP(hidden))
+    return models
 
 
 def _layers(model: SigmoidMLP) -> list[nn.Linear]:

@@ -206,24 +206,22 @@ def _limited_download(limit: int, progress: tqdm | None = None) -> Callable[...,
             announced = int(response.headers.get("Content-Length") or 0)
             if announced > limit:
                 raise _TooLarge(f"the server announces {announced:,} bytes, the bundle records {limit:,}")
-            written = 0
-            with open(output_file, "wb") as out:
-                for chunk in response.iter_content(chunk_size=1 << 20):
-                    written += len(chunk)
-                    if written > limit:
-                        raise _TooLarge(f"more than the {limit:,} bytes the bundle records")
-                    out.write(chunk)
-                    if progress is not None:
-                        progress.update(len(chunk))
+            _write_limited(response.iter_content(chunk_size=1 << 20), Path(output_file), limit, progress)
         return None
     return download
 
 
 def _copy_limited(origin: Path, local: Path, limit: int, progress: tqdm | None = None) -> None:
     """Copy ``origin`` to ``local``, stopping past ``limit`` bytes (the file may grow while it is read)."""
+    with open(origin, "rb") as source:
+        _write_limited(iter(lambda: source.read(1 << 20), b""), local, limit, progress)
+
+
+def _write_limited(chunks: Iterable[bytes], path: Path, limit: int, progress: tqdm | None = None) -> None:
+    """Write ``chunks`` to ``path``, stopping past ``limit`` bytes."""
     written = 0
-    with open(origin, "rb") as source, open(local, "wb") as out:
-        while chunk := source.read(1 << 20):
+    with open(path, "wb") as out:
+        for chunk in chunks:
             written += len(chunk)
             if written > limit:
                 raise _TooLarge(f"more than the {limit:,} bytes the bundle records")

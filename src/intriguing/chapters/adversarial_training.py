@@ -21,6 +21,7 @@ from ..adversarial_training import (
     Recipe,
     adversarial_fit_many,
     pool_verdicts,
+    seeded_networks,
 )
 from ..artifacts import attacked_images, replicates, trained_network, training_split
 from ..attacks import min_distortion_attack
@@ -158,10 +159,7 @@ def _train(variant: str, settings: AdversarialTrainingSettings, train: Split, pr
     missing = [seed for seed in seeds if records[seed] is cache.MISSING]
     if missing:
         cache.check_writable("adversarial-training")
-        models = []
-        for seed in missing:
-            torch.manual_seed(seed)
-            models.append(SigmoidMLP(HIDDEN))
+        models = seeded_networks(HIDDEN, missing)
         curves = adversarial_fit_many(models, train, settings, weight_decay=FC_DECAY, seeds=missing,
                                       evaluation=load_mnist("test"))
         for seed, model, curve in zip(missing, models, curves):
