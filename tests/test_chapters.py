@@ -139,6 +139,9 @@ def test_the_tuning_picks_the_best_held_out_recipe_dropout_epsilon_and_reading()
     choices = chapter.choose(smoke, tuned, control, readings)
     assert choices == chapter.Choices(recipe=sgd, first_recipe=first, dropout=(0.2, 0.5), epsilon=0.1,
                                       reading="hidden layers only")
+    efforts = pd.DataFrame({"chosen": [False, True]}, index=pd.MultiIndex.from_tuples(
+        [("first reading", e) for e in list(chapter.EFFORTS_TRIED)[:2]], names=["reading", "effort"]))
+    assert chapter.choose(smoke, tuned, control, readings, efforts).effort == list(chapter.EFFORTS_TRIED)[1]
     best = chapter.variant_settings(chapter.BEST_READING, smoke, choices)
     assert best.pool_layers == (1, 2) and best.optimizer == "sgd" and best.lr == sgd.lr
     assert chapter.variant_settings(chapter.FIRST_RECIPE, smoke, choices).optimizer == "adam"

@@ -341,8 +341,8 @@ def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataF
            efforts: pd.DataFrame | None = None) -> Choices:
     """What :func:`tuning`, :func:`control_tuning`, :func:`pool_tuning` and :func:`effort_tuning` choose: the recipe
     with the lowest held-out error without dropout, the first recipe (the best of :data:`FIRST_FAMILY`), the
-    dropout rates with the lowest held-out error, the chosen ε and reading, and the chosen effort (without
-    ``efforts``: the profile's).
+    dropout rates with the lowest held-out error, the chosen ε and reading, and the effort marked chosen
+    (:func:`cheapest_effort`; without ``efforts``: the profile's).
 
     Raises:
         ValueError: the tuning table lacks settings with dropout or without it, or a recipe of the first
@@ -364,7 +364,8 @@ def choose(profile: Profile | str | None, tuned: pd.DataFrame, control: pd.DataF
                    dropout=(float(dropout["input dropout"]), float(dropout["hidden dropout"])),
                    epsilon=float(control.loc[control["chosen"], "epsilon"].iloc[0]),
                    reading=str(readings.index[readings["chosen"]][0]),
-                   effort=cheapest_effort(efforts) if efforts is not None else next(iter(EFFORTS_TRIED)))
+                   effort=str(efforts.index.get_level_values("effort")[efforts["chosen"]][0]) if efforts is not None
+                   else next(iter(EFFORTS_TRIED)))
 
 
 def variant_settings(variant: str, profile: Profile | str | None, choices: Choices) -> AdversarialTrainingSettings:
