@@ -359,3 +359,17 @@ def test_the_pool_record_averages_each_refresh_over_seeds():
     assert list(held.index) == ["input", "hidden layer 2"] and (held["refreshes"] == 2).all()
     with pytest.raises(ValueError, match="recorded no pool refresh"):
         chapter.pool_record(found, "weight decay")
+
+
+def test_softmax1_distortion_readings_change_one_thing_each(tiny):
+    readings = blind_spots.distortion_readings(tiny)
+    books = ("half", blind_spots.BOOKS_SEARCH)
+    assert readings.index[0] == books and readings.index.names == ["λ reading", "search"]
+    assert set(readings.index) == {("half", blind_spots.BOOKS_SEARCH), ("sum", blind_spots.BOOKS_SEARCH),
+                                   ("per_unit", blind_spots.BOOKS_SEARCH)} | {
+        ("half", reading) for reading in blind_spots.SEARCH_READINGS}
+    assert (readings["images"] == tiny.attack_examples).all() and (readings["mean distortion"] > 0).all()
+    assert readings["success (%)"].between(0, 100).all()
+    paper_value = paper.TABLE1.loc["softmax1", "Av. min. distortion"]
+    assert readings["/ paper's"].to_numpy() == pytest.approx((readings["mean distortion"] / paper_value).to_numpy())
+    assert (readings["mean distortion"] != readings.loc[books, "mean distortion"]).sum() >= 3  # each reading is its own run

@@ -69,14 +69,85 @@ def test_decide_records_the_verdict_for_the_build(tmp_path, monkeypatch):
         paper.decide("no-such-claim", {"x": True}, "")
 
 
+REF, SEED, OTHER = "N100-100-10 #0", "N100-100-10 #1", "N200-200-10 #0"
+
+
+def hand_made_probe(to_seed: float, to_other: float, other_to_seed: float, cos_seed: float, cos_other: float,
+                    images: int = 60) -> cross_model.ArchitectureProbe:
+    """A probe whose shares fooled and cosines are known: each share is exact over ``images`` images (who
+    is fooled alternates, so paired differences vary) and each cosine varies by ±0.05 around its value."""
+    def share(p: float) -> list[bool]:
+        fooled = round(p * images)
+        return [i * fooled // images != (i + 1) * fooled // images for i in range(images)]
+    members = (REF, SEED, OTHER)
+    sets = {REF: {REF: 1.0, SEED: to_seed, OTHER: to_other}, SEED: {REF: 0.5, SEED: 1.0, OTHER: 0.5},
+            OTHER: {REF: 0.5, SEED: other_to_seed, OTHER: 1.0},
+            cross_model.NOISE_SET: dict.fromkeys(members, 0.0)}
+    fooled = pd.DataFrame({(s, n): share(p) for s, row in sets.items() for n, p in row.items()})
+    wobble = 0.05 * torch.linspace(-1, 1, images).numpy()
+    cosines = pd.DataFrame({f"{REF} · {SEED}": cos_seed + wobble, f"{REF} · {OTHER}": cos_other - wobble,
+                            f"{REF} · {cross_model.RANDOM_DIRECTION}": 0.25 + wobble})
+    return cross_model.ArchitectureProbe(fooled, cosines, 0.1, members)
+
+
 def test_the_papers_own_table2_satisfies_its_claims_and_a_negative_margin_makes_them_mixed():
     table = paper.TABLE2.copy()
-    assert verdicts(cross_model.decide_claims(table, cross_model.margins(table))) == {
-        "cross-model-transfer": "holds", "autoencoder-most-resilient": "holds"}
+    architecture = hand_made_probe(to_seed=1.0, to_other=0.2, other_to_seed=0.2, cos_seed=0.9, cos_other=0.3)
+    assert verdicts(cross_model.decide_claims(table, cross_model.margins(table), architecture)) == {
+        "cross-model-transfer": "holds", "autoencoder-most-resilient": "holds", "instability-from-architecture": "holds"}
     table.loc["softmax1", "AE400-10"] = 0.0  # below the noise's 0.8 %
     table.loc["N100-100-10", "AE400-10"] = 0.0
-    found = cross_model.decide_claims(table, cross_model.margins(table))
-    assert verdicts(found) == {"cross-model-transfer": "mixed", "autoencoder-most-resilient": "mixed"}
+    found = cross_model.decide_claims(table, cross_model.margins(table), architecture)
+    assert verdicts(found)["cross-model-transfer"] == verdicts(found)["autoencoder-most-resilient"] == "mixed"
+
+
+def test_architecture_claim_needs_both_a_shared_architecture_and_weights_that_do_not_matter():
+    def decided(**shares: float) -> tuple[str, list[bool | None]]:
+        probe = hand_made_probe(**shares)
+        return cross_model.decide_architecture(probe)["verdict"], list(cross_model.architecture_cases(probe)["case"])
+
+    # another seed fooled as often as the network itself, another architecture far less: holds
+    assert decided(to_seed=1.0, to_other=0.2, other_to_seed=0.2, cos_seed=0.9, cos_other=0.3) == (
+        "holds", [True, True, True, True])
+    # the architecture matters, but another seed's weights escape half the examples: mixed
+    assert decided(to_seed=0.5, to_other=0.2, other_to_seed=0.2, cos_seed=0.9, cos_other=0.3) == (
+        "mixed", [True, True, True, False])
+    # another seed is no closer than another architecture, in any measure: fails
+    assert decided(to_seed=0.2, to_other=0.5, other_to_seed=0.5, cos_seed=0.3, cos_other=0.9) == (
+        "fails", [False, False, False, False])
+    # equal shares and cosines resolve nothing about the architecture
+    verdict, cases = decided(to_seed=0.5, to_other=0.5, other_to_seed=0.5, cos_seed=0.6, cos_other=0.6)
+    assert verdict == "mixed" and cases == [None, None, None, False]
+    row = cross_model.decide_architecture(hand_made_probe(0.5, 0.2, 0.2, 0.9, 0.3))
+    assert "fool itself 100.0 %" in row["measurement"] and "60 images" in row["measurement"]
+
+
+def test_the_architecture_probe_compares_equal_distortions_on_the_same_images(monkeypatch, tiny):
+    from dataclasses import replace
+
+    from intriguing import profiles
+    from intriguing.attacks import rms_distortion
+
+    with pytest.raises(ValueError, match="at least two replicates"):
+        cross_model.architecture_probe(tiny)
+    twice = replace(tiny, replicates={"N100-100-10": 2})
+    monkeypatch.setitem(profiles.PROFILES, "tiny", twice)
+    probe = cross_model.architecture_probe(twice)
+    assert probe.members == (REF, SEED, OTHER) and len(probe.fooled) == twice.min_target_examples
+    transfer = cross_model.architecture_transfer(probe)
+    assert list(transfer.columns) == list(probe.members) and transfer.index[-1] == cross_model.NOISE_SET
+    assert ((transfer >= 0) & (transfer <= 100)).all().all()
+    assert list(probe.cosines.columns) == [f"{REF} · {p}" for p in (SEED, OTHER, cross_model.RANDOM_DIRECTION)]
+    assert ((probe.cosines.abs() <= 1) | probe.cosines.isna()).all().all()
+    cases = cross_model.architecture_cases(probe)
+    assert len(cases) == 4 and set(cases["ordering"]) <= {"holds", "reversed", "not resolved"}
+    # the probe's sets were rescaled to RMS 0.1 each: every comparison is at the same distortion
+    from intriguing.artifacts import adversarial_set, attacked_images
+    from intriguing.transfer import amplify
+    images = attacked_images("train", twice).subset(slice(0, twice.min_target_examples))
+    _, found = adversarial_set("N100-100-10", "train", twice, target_seed=0, examples=len(images), replicate=1)
+    scaled = amplify(images.images, found.adversarial, probe.distortion, per_example=True)
+    assert rms_distortion(scaled, images.images).tolist() == pytest.approx([0.1] * len(images), rel=1e-4)
 
 
 def table4_samples(*tables: pd.DataFrame) -> pd.DataFrame:
@@ -195,3 +266,14 @@ def test_a_displayed_table_shows_a_dash_never_nan_and_keeps_long_text_whole():
     frame = pd.DataFrame({"sd": [0.1234, float("nan")], "the claim": ["x" * 120, "y"]}, index=["a", "b"])
     html = plots.table(frame).to_html()
     assert "nan" not in html.lower() and plots.NOT_MEASURED in html and "0.123" in html and "x" * 120 in html
+
+
+def test_histograms_share_their_bins_and_leave_out_nan():
+    from intriguing import plots
+
+    figure = plots.histograms({"a": [0.1, 0.2, float("nan")], "b": [0.5, 0.9]}, "cosine", bins=4)
+    axis = figure.axes[0]
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["a (2)", "b (2)"]
+    assert len(axis.patches) == 2 and axis.get_xlim()[0] <= 0.1 and axis.get_xlim()[1] >= 0.9
+    with pytest.raises(ValueError, match="at least one finite value"):
+        plots.histograms({"a": [float("nan")]}, "cosine")

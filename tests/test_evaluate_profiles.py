@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from intriguing.data import Split
-from intriguing.evaluate import error_rate, error_table, predict
+from intriguing.evaluate import error_rate, error_table, misclassified, predict
 from intriguing.profiles import PROFILES, get_profile
 
 
@@ -18,6 +18,7 @@ def test_error_rate_of_a_constant_classifier():
     labels = torch.tensor([0, 0, 1, 2, 0, 3, 0, 0])
     data = Split(torch.rand(8, 1, 28, 28), labels)
     assert error_rate(AlwaysZero(), data) == pytest.approx(3 / 8)
+    assert misclassified(AlwaysZero(), data).tolist() == [False, False, True, True, False, True, False, False]
     table = error_table({"zero": AlwaysZero()}, {"all": data, "zeros": data.subset(labels == 0)})
     assert table.loc["zero", "all"] == pytest.approx(37.5) and table.loc["zero", "zeros"] == 0
 

@@ -66,5 +66,7 @@ def test_a_paired_ordering_by_hand():
     assert same["p-value"] == 1 and same["verdict"] == "not resolved"
     one = paired_ordering(lower.iloc[:1], higher)  # only seed 0 pairs up
     assert one["seeds"] == 1 and one["test"] == "one seed: no test" and one["verdict"] == "not resolved"
+    assert paired_ordering(lower, higher, unit="images")["test"].endswith(", 4 images")
+    assert paired_ordering(lower.iloc[:1], higher, unit="images")["test"] == "one image: no test"
     with pytest.raises(ValueError, match="level must lie in"):
         paired_ordering(lower, higher, level=1.5)

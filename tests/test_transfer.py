@@ -124,3 +124,37 @@ def test_a_margin_fails_only_below_its_sampling_noise():
     assert list(below_noise(found, 1_000_000).index) == ["within noise", "worse"]  # a million images: 0.6 pp is real
     with pytest.raises(ValueError, match="at least one image"):
         margin_standard_error(found, 0)
+
+
+def test_perturbation_cosines_by_hand():
+    originals = torch.full((4, 1, 28, 28), 0.5)
+    up = originals.clone()
+    up[:, 0, 0, 0] += 0.1
+    right = originals.clone()
+    right[:, 0, 0, 1] -= 0.2
+    both = originals.clone()
+    both[:, 0, 0, :2] += torch.tensor([0.3, 0.3])
+    first = torch.stack([up[0], up[1], up[2], originals[3]])
+    second = torch.stack([up[0] + 0.05 * (up[0] - originals[0]), right[1], both[2], up[3]])
+    cos = transfer.perturbation_cosines(originals, first, second)
+    assert cos[:3].tolist() == pytest.approx([1.0, 0.0, 2 ** -0.5])
+    assert torch.isnan(cos[3])  # an image left as it was has no direction
+    assert transfer.perturbation_cosines(originals, first, 2 * originals - first)[:3].tolist() == pytest.approx([-1.0] * 3)
+    with pytest.raises(ValueError, match="differ in shape"):
+        transfer.perturbation_cosines(originals, first[:2], second)
+    with pytest.raises(ValueError, match="NaN"):
+        transfer.perturbation_cosines(originals, first, torch.full_like(first, float("nan")))
+
+
+def test_random_box_directions_only_point_into_the_box_and_are_seeded():
+    originals = torch.rand(6, 1, 28, 28)
+    originals[:, :, :10] = 0.0
+    originals[:, :, 20:] = 1.0
+    direction = transfer.random_box_directions(originals, seed=3)
+    assert (direction[:, :, :10] >= 0).all() and (direction[:, :, 20:] <= 0).all()
+    middle = direction[:, :, 10:20]
+    assert (middle > 0).any() and (middle < 0).any()  # free pixels keep both signs
+    assert torch.equal(direction, transfer.random_box_directions(originals, seed=3))
+    assert not torch.equal(direction, transfer.random_box_directions(originals, seed=4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        transfer.random_box_directions(originals + 1)

@@ -206,16 +206,17 @@ def table3_errors(profile: Profile | str | None = None, replicate: int = 0) -> p
 
 
 def result_key(network: str, profile: Profile, *, settings: SearchSettings | None = None, replicate: int = 0,
-               **selection: Any) -> dict[str, Any]:
-    """The cache key of a result computed on replicate ``replicate`` of ``network``: what determines
-    the network (its training configuration, or its weights' checksum), the search's settings, the
-    profile's training subset and ``selection`` (the images, the target seed, …)."""
+               decay_mode: str = DEFAULT_DECAY, **selection: Any) -> dict[str, Any]:
+    """The cache key of a result computed on replicate ``replicate`` of ``network`` trained with the weight
+    decay read as ``decay_mode``: what determines the network (its training configuration, or its weights'
+    checksum), the search's settings, the profile's training subset and ``selection`` (the images, the
+    target seed, …)."""
     if network in OTHER_NETWORKS:
         if replicate:
             raise ValueError(f"{network} is loaded, not trained: it has no replicate {replicate}")
         identity: dict[str, Any] = {"name": network, **OTHER_NETWORKS[network]}
     else:
-        identity = training_config(replicate_spec(network, replicate), profile, DEFAULT_DECAY, replicate=replicate)
+        identity = training_config(replicate_spec(network, replicate), profile, decay_mode, replicate=replicate)
     key = {"network": identity, "train_subset": profile.train_subset, **selection}
     if settings is not None:
         key["search"] = settings.key()
@@ -223,10 +224,12 @@ def result_key(network: str, profile: Profile, *, settings: SearchSettings | Non
 
 
 def cached(kind: str, network: str, profile: Profile, compute: Callable[[], T], *, name: str | None = None,
-           settings: SearchSettings | None = None, replicate: int = 0, **selection: Any) -> T:
-    """``compute()``'s result for replicate ``replicate`` of ``network``, stored under :func:`result_key`
-    in the cache's ``kind`` folder, as ``name`` (default: the network's)."""
-    key = result_key(network, profile, settings=settings, replicate=replicate, **selection)
+           settings: SearchSettings | None = None, replicate: int = 0, decay_mode: str = DEFAULT_DECAY,
+           **selection: Any) -> T:
+    """``compute()``'s result for replicate ``replicate`` of ``network`` (its weight decay read as
+    ``decay_mode``), stored under :func:`result_key` in the cache's ``kind`` folder, as ``name`` (default:
+    the network's)."""
+    key = result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode, **selection)
     return cache.cached(kind, name or network, key, compute)
 
 

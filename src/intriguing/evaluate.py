@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .data import Split, check_images
 from .hardware import device
 
-__all__ = ["error_rate", "error_table", "predict"]
+__all__ = ["error_rate", "error_table", "misclassified", "predict"]
 
 
 @torch.no_grad()
@@ -38,11 +38,16 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 10_000, in_box: 
         model.train(was_training)
 
 
+def misclassified(model: nn.Module, data: Split, in_box: bool = True) -> Tensor:
+    """Which examples of ``data`` ``model`` misclassifies: (N,) bool (``in_box`` as in :func:`predict`)."""
+    return predict(model, data.images, in_box=in_box) != data.labels
+
+
 def error_rate(model: nn.Module, data: Split, in_box: bool = True) -> float:
     """The share of ``data`` that ``model`` misclassifies, in [0, 1] (``in_box`` as in :func:`predict`)."""
     if len(data) == 0:
         raise ValueError("cannot measure an error rate on an empty set")
-    return (predict(model, data.images, in_box=in_box) != data.labels).double().mean().item()
+    return misclassified(model, data, in_box).double().mean().item()
 
 
 def error_table(models: Mapping[str, nn.Module], sets: Mapping[str, Split]) -> pd.DataFrame:

@@ -529,9 +529,21 @@ CLAIMS: tuple[Claim, ...] = (
           "torchvision's AlexNet where its weights are present, and checks the formula behind it everywhere."),
     Claim("instability-from-architecture", "§4.3",
           "Which perturbations are unstable depends on the architecture, not on the particular trained weights.",
-          "spectral", "", "",
-          not_testable="the paper states it as a reading of its results, with no experiment of its own that "
-          "separates architecture from weights, and the book has none either."),
+          "cross_model",
+          "On the first 1,000 attacked training images (the profile's min_target_examples), each aimed at one "
+          "random wrong label: the minimum-distortion examples of N100-100-10 (replicate 0), of its other "
+          "replicates (other initial weights; the same images, weight decay and training) and of N200-200-10 "
+          "(another architecture; the same images and weight decay). Every perturbation is rescaled to RMS "
+          "distortion 0.1 and fed to each of these networks; and the cosine between two networks' perturbations "
+          "of the same image is measured, against a random direction.",
+          "Per other replicate r of N100-100-10, four cases, each a two-sided paired t-test over the images at "
+          "level 0.05. The architecture matters: (1) replicate 0's examples fool replicate r more often than "
+          "N200-200-10; (2) replicate r is fooled more often by replicate 0's examples than by N200-200-10's; "
+          "(3) replicate 0's perturbations have a higher cosine with replicate r's than with N200-200-10's. Each "
+          "holds when significant in that direction, fails when significant in the other, is not resolved "
+          "otherwise. The weights do not matter: (4) replicate r is fooled by replicate 0's examples as often as "
+          "replicate 0 is; fails when significantly less often, holds otherwise. Holds if every case holds, "
+          "fails if every case fails, mixed otherwise."),
 )
 """Every claim of the paper the book decides, and those it cannot test, by section."""
 

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from .train import FitLog
 
-__all__ = ["NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "image_grid",
-           "line_panels", "loss_curves", "pairs_grid", "show", "table"]
+__all__ = ["NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "histograms",
+           "image_grid", "line_panels", "loss_curves", "pairs_grid", "show", "table"]
 
 
 class Text(str):
@@ -152,6 +152,24 @@ def line_panels(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[floa
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
     axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def histograms(samples: dict[str, Sequence[float]], xlabel: str, bins: int = 40) -> Figure:
+    """One outlined histogram per name, on shared bins over the range of all samples (NaN left out),
+    each normalised to unit area so that samples of different sizes compare."""
+    values = {name: [float(v) for v in vs if v == v] for name, vs in samples.items()}
+    everything = [v for vs in values.values() for v in vs]
+    if not everything:
+        raise ValueError("histograms need at least one finite value")
+    edges = torch.linspace(min(everything), max(everything) + 1e-12, bins + 1).tolist()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, vs in values.items():
+        ax.hist(vs, bins=edges, density=True, histtype="step", linewidth=1.5, label=f"{name} ({len(vs):,})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

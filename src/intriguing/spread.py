@@ -88,13 +88,15 @@ ORDERING_VERDICTS = ("holds", "reversed", "not resolved")
 """What :func:`paired_ordering` can find."""
 
 
-def paired_ordering(lower: pd.Series, higher: pd.Series, level: float = 0.05) -> dict[str, float | int | str]:
-    """Whether ``lower`` lies below ``higher``, paired by index (one seed of each), by a two-sided paired
-    t-test of their differences at ``level``.
+def paired_ordering(lower: pd.Series, higher: pd.Series, level: float = 0.05,
+                    unit: str = "seeds") -> dict[str, float | int | str]:
+    """Whether ``lower`` lies below ``higher``, paired by index (one seed of each, or one image), by a
+    two-sided paired t-test of their differences at ``level``.
 
     Args:
         lower, higher: one value per seed (index); only seeds present in both count.
         level: the test's level.
+        unit: what the index counts, for the ``test`` text ("seeds", "images").
 
     Returns:
         ``seeds``, ``difference`` (mean of lower − higher), ``sd of differences``, ``t``, ``p-value``,
@@ -111,7 +113,7 @@ def paired_ordering(lower: pd.Series, higher: pd.Series, level: float = 0.05) ->
     if n < 2:
         mean = float(d[0]) if n else math.nan
         return {"seeds": n, "difference": mean, "sd of differences": math.nan, "t": math.nan, "p-value": math.nan,
-                "test": "one seed: no test" if n else "no seed: no test", "verdict": "not resolved"}
+                "test": f"{'one' if n else 'no'} {unit.removesuffix('s')}: no test", "verdict": "not resolved"}
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     if sd == 0:
         t, p = (math.copysign(math.inf, mean), 0.0) if mean else (0.0, 1.0)
@@ -120,4 +122,4 @@ def paired_ordering(lower: pd.Series, higher: pd.Series, level: float = 0.05) ->
         p = float(2 * stats.t.sf(abs(t), df=n - 1))
     verdict = "not resolved" if p >= level else ("holds" if mean < 0 else "reversed")
     return {"seeds": n, "difference": mean, "sd of differences": sd, "t": t, "p-value": p,
-            "test": f"paired t = {t:.1f}, p = {p:.2g}, {n} seeds", "verdict": verdict}
+            "test": f"paired t = {t:.1f}, p = {p:.2g}, {n} {unit}", "verdict": verdict}

@@ -21,9 +21,8 @@ from .data import Split, check_images
 from .evaluate import error_rate
 
 __all__ = ["AMPLIFIED_DISTORTION", "DISTORTION", "MARGIN_SES", "DistortedSet", "amplification_gain", "amplify",
-           "below_noise", "error_matrix",
-           "gaussian_noise", "margin_standard_error", "noise_margins", "noise_set", "target_choice_matrix",
-           "target_choice_transfer", "training_set_gap"]
+           "below_noise", "error_matrix", "gaussian_noise", "margin_standard_error", "noise_margins", "noise_set",
+           "perturbation_cosines", "random_box_directions", "target_choice_matrix", "target_choice_transfer", "training_set_gap"]
 
 DISTORTION = "Av. distortion"
 """The error matrix's last column: each set's mean RMS distortion."""
@@ -112,6 +111,50 @@ def amplify(originals: Tensor, adversarial: Tensor, distortion: float = AMPLIFIE
     else:
         scale = torch.full_like(rms, distortion / rms.mean().item())
     return originals + (adversarial - originals) * scale.view(-1, 1, 1, 1)
+
+
+def random_box_directions(originals: Tensor, seed: int = 0) -> Tensor:
+    """Seeded random directions that the pixel box allows: Gaussian, except that a pixel at 0 may only
+    grow and a pixel at 1 only shrink, as every adversarial perturbation found in the box must. The
+    chance level for :func:`perturbation_cosines`: two perturbations of a mostly black image share
+    the sign of their black pixels whatever their network.
+
+    Args:
+        originals: (N, 1, 28, 28) in [0, 1].
+        seed: the generator's seed.
+
+    Returns:
+        (N, 1, 28, 28) directions (not images: not in [0, 1]).
+    """
+    check_images(originals, "originals")
+    direction = torch.randn(originals.shape, generator=torch.Generator().manual_seed(seed))
+    direction = torch.where(originals <= 0, direction.abs(), direction)
+    return torch.where(originals >= 1, -direction.abs(), direction)
+
+
+def perturbation_cosines(originals: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """The cosine between two distortions of the same images, image by image: how far two networks'
+    adversarial examples (or an example and a random direction) move each image the same way.
+
+    Args:
+        originals: (N, 1, 28, 28) in [0, 1].
+        first, second: (N, 1, 28, 28) distorted versions of ``originals`` (any finite values).
+
+    Returns:
+        (N,) cosines in [-1, 1]; NaN where either distortion is zero (an image left as it was has no
+        direction).
+    """
+    check_images(originals, "originals")
+    for name, distorted in (("first", first), ("second", second)):
+        check_images(distorted, f"{name} distorted images", in_box=False)
+        if distorted.shape != originals.shape:
+            raise ValueError(f"{name} distorted images and originals differ in shape: "
+                             f"{tuple(distorted.shape)} and {tuple(originals.shape)}")
+    u = (first - originals).flatten(1).double()
+    v = (second - originals).flatten(1).double()
+    norms = u.norm(dim=1) * v.norm(dim=1)
+    cosine = (u * v).sum(1) / norms.clamp_min(torch.finfo(torch.float64).tiny)
+    return torch.where(norms > 0, cosine.clamp(-1, 1), torch.full_like(cosine, float("nan")))
 
 
 def error_matrix(networks: Mapping[str, nn.Module], sets: Mapping[str, DistortedSet]) -> pd.DataFrame:

@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from .. import paper
-from ..artifacts import TARGET_CHOICES, adversarial_sets, attacked_images, random_and_nearest, trained_models
+from ..artifacts import (
+    TARGET_CHOICES,
+    adversarial_set,
+    adversarial_sets,
+    attacked_images,
+    random_and_nearest,
+    replicates,
+    trained_models,
+    trained_network,
+)
+from ..data import Split
+from ..evaluate import misclassified
 from ..models import NETWORKS as REGISTRY
 from ..paper import Tolerance
 from ..profiles import Profile, get_profile
+from ..spread import paired_ordering
 from ..transfer import (
+    AMPLIFIED_DISTORTION,
     DISTORTION,
     DistortedSet,
+    amplify,
     below_noise,
     error_matrix,
     noise_margins,
     noise_set,
+    perturbation_cosines,
+    random_box_directions,
     target_choice_matrix,
     target_choice_transfer,
 )
 
-__all__ = ["CLAIMS", "NETWORKS", "NOISE_ROWS", "check_diagonal", "check_margins", "compare_table2",
-           "cross_family_margins", "decide_claims", "difference", "margin_summary", "margins",
-           "nearest_target_table2", "nearest_target_transfer", "set_size", "table2"]
+__all__ = ["ARCHITECTURE", "CLAIMS", "NETWORKS", "NOISE_ROWS", "OTHER_ARCHITECTURE", "ArchitectureProbe",
+           "architecture_cases", "architecture_cosines", "architecture_probe", "architecture_transfer",
+           "check_diagonal", "check_margins", "compare_table2", "cross_family_margins", "decide_architecture",
+           "decide_claims", "difference",
+           "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size", "table2"]
 
 NETWORKS = list(paper.TABLE1.index)
 NOISE = (0.1, 0.3)
 NOISE_ROWS = [f"Gaussian noise, stddev={stddev:g}" for stddev in NOISE]
-CLAIMS = ("cross-model-transfer", "autoencoder-most-resilient")
+CLAIMS = ("cross-model-transfer", "autoencoder-most-resilient", "instability-from-architecture")
 """The claims of :data:`intriguing.paper.CLAIMS` this chapter decides."""
 AUTOENCODER = "AE400-10"
 
@@ -130,8 +150,8 @@ def nearest_target_transfer(table: pd.DataFrame) -> pd.DataFrame:
     return found.rename_axis("made for")
 
 
-def decide_claims(table: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
-    """Decide :data:`CLAIMS` from :func:`table2` and its :func:`margins`.
+def decide_claims(table: pd.DataFrame, found: pd.DataFrame, probe: ArchitectureProbe) -> pd.DataFrame:
+    """Decide :data:`CLAIMS` from :func:`table2`, its :func:`margins` and the :func:`architecture_probe`.
 
     Returns:
         The claims table of :func:`intriguing.paper.claims_table`.
@@ -152,4 +172,169 @@ def decide_claims(table: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
         "autoencoder-most-resilient", resilient,
         f"mean error on the five other networks' sets: {ranked}; {AUTOENCODER}'s margins over noise "
         f"{ae_margins.min():.1f} to {ae_margins.max():.1f} pp")
-    return paper.claims_table([transfer_row, resilient_row])
+    return paper.claims_table([transfer_row, resilient_row, decide_architecture(probe)])
+
+
+ARCHITECTURE = "N100-100-10"
+"""The architecture whose replicates (other initial weights; the same images, weight decay and training) the
+claim ``instability-from-architecture`` compares."""
+OTHER_ARCHITECTURE = "N200-200-10"
+"""Another architecture, trained on the same images with the same weight decay: the nearest the book has."""
+PROBE_SEED = 0
+"""The seed of the targets, of the Gaussian-noise control and of the random directions of the probe."""
+LEVEL = 0.05
+"""The level of the probe's paired tests."""
+
+
+@dataclass(frozen=True)
+class ArchitectureProbe:
+    """Same architecture with other weights, against another architecture, on the same images and targets.
+
+    Attributes:
+        fooled: one row per image; columns (set, network): whether the network misclassifies the image of that
+            set, every set's perturbations rescaled to RMS ``distortion`` (the sets: each network's
+            minimum-distortion examples, and Gaussian noise).
+        cosines: one row per image; one column per pair of networks (and one network against a random
+            direction): the cosine between their perturbations of the image (NaN where one is zero).
+        distortion: the RMS distortion every perturbation was rescaled to.
+        members: the networks, replicate 0 of :data:`ARCHITECTURE` first, then its other replicates, then
+            :data:`OTHER_ARCHITECTURE`.
+    """
+
+    fooled: pd.DataFrame
+    cosines: pd.DataFrame
+    distortion: float
+    members: tuple[str, ...]
+
+    @property
+    def reference(self) -> str:
+        return self.members[0]
+
+    @property
+    def other_seeds(self) -> tuple[str, ...]:
+        return self.members[1:-1]
+
+    @property
+    def other_architecture(self) -> str:
+        return self.members[-1]
+
+
+def _member(name: str, replicate: int) -> str:
+    return f"{name} #{replicate}"
+
+
+NOISE_SET = f"Gaussian noise, stddev={AMPLIFIED_DISTORTION:g}"
+RANDOM_DIRECTION = "a random direction the box allows"
+
+
+def architecture_probe(profile: Profile | str | None = None) -> ArchitectureProbe:
+    """Measure the claim ``instability-from-architecture`` (:data:`intriguing.paper.CLAIMS`).
+
+    The first ``profile.min_target_examples`` attacked training images, each aimed at its random target
+    (seed :data:`PROBE_SEED`), are attacked on every replicate of :data:`ARCHITECTURE` and on
+    :data:`OTHER_ARCHITECTURE` (cached as adversarial sets); every perturbation is rescaled to RMS 0.1
+    (:func:`intriguing.transfer.amplify`, per example) so that every comparison is at equal distortion.
+
+    Returns:
+        The :class:`ArchitectureProbe`.
+
+    Raises:
+        RuntimeError: an attack failed on some image.
+    """
+    profile = get_profile(profile)
+    count = profile.min_target_examples
+    images = attacked_images("train", profile, target_seed=PROBE_SEED).subset(slice(0, count))
+    networks = [(ARCHITECTURE, r) for r in replicates(ARCHITECTURE, profile)] + [(OTHER_ARCHITECTURE, 0)]
+    if len(networks) < 3:
+        raise ValueError(f"the probe needs at least two replicates of {ARCHITECTURE}; the {profile.name} profile "
+                         f"trains {len(networks) - 1}")
+    adversarial, models = {}, {}
+    for name, replicate in networks:
+        member = _member(name, replicate)
+        _, result = adversarial_set(name, "train", profile, target_seed=PROBE_SEED, examples=count,
+                                    replicate=replicate)
+        if not result.success.all():
+            raise RuntimeError(f"the attack on {member} failed on {int((~result.success).sum())} images")
+        adversarial[member] = result.adversarial
+        models[member] = trained_network(name, profile, replicate=replicate).model
+    originals, labels = images.images, images.labels
+    sets = {member: amplify(originals, adv, AMPLIFIED_DISTORTION, per_example=True)
+            for member, adv in adversarial.items()}
+    sets[NOISE_SET] = noise_set(originals, labels, AMPLIFIED_DISTORTION, seed=PROBE_SEED).images
+    fooled = pd.DataFrame({(set_name, member): misclassified(model, Split(distorted, labels), in_box=False).numpy()
+                           for set_name, distorted in sets.items() for member, model in models.items()})
+    fooled.columns.names = ["set", "network"]
+    members = tuple(models)
+    reference = members[0]
+    random = originals + AMPLIFIED_DISTORTION * random_box_directions(originals, PROBE_SEED)
+    partners = {member: adversarial[member] for member in members[1:]} | {RANDOM_DIRECTION: random}
+    cosines = pd.DataFrame({f"{reference} · {partner}": perturbation_cosines(originals, adversarial[reference],
+                                                                            distorted).numpy()
+                            for partner, distorted in partners.items()})
+    for frame in (fooled, cosines):
+        frame.index.name = "image"
+    return ArchitectureProbe(fooled, cosines, AMPLIFIED_DISTORTION, members)
+
+
+def architecture_transfer(probe: ArchitectureProbe) -> pd.DataFrame:
+    """The probe's error matrix (%): rows the sets at RMS ``probe.distortion``, columns the networks."""
+    return (100 * probe.fooled.mean()).unstack(1).reindex(
+        index=[*probe.members, NOISE_SET], columns=list(probe.members))
+
+
+def architecture_cosines(probe: ArchitectureProbe) -> pd.DataFrame:
+    """Per pair: how many images had both perturbations, the mean cosine, its standard error and the
+    median."""
+    cos = probe.cosines
+    return pd.DataFrame({"images": cos.count(), "mean": cos.mean(), "se": cos.sem(), "median": cos.median()}
+                        ).rename_axis("perturbations")
+
+
+def _ordering(lower: pd.Series, higher: pd.Series) -> dict[str, float | int | str]:
+    return paired_ordering(lower.astype(float), higher.astype(float), LEVEL, unit="images")
+
+
+def architecture_cases(probe: ArchitectureProbe) -> pd.DataFrame:
+    """The cases of the claim's rule (:data:`intriguing.paper.CLAIMS`), per other replicate.
+
+    Returns:
+        One row per case: ``lower`` and ``higher`` (their means: a share fooled, or a cosine), the test,
+        the ordering's verdict (:func:`intriguing.spread.paired_ordering`) and ``case``: True (holds),
+        False (fails) or None (not resolved).
+    """
+    f, cos = probe.fooled, probe.cosines
+    ref, other = probe.reference, probe.other_architecture
+    rows = {}
+    for seed in probe.other_seeds:
+        architecture = {
+            f"{ref}'s examples fool {seed} more often than {other}": (f[(ref, other)], f[(ref, seed)]),
+            f"{seed} is fooled more often by {ref}'s examples than by {other}'s": (f[(other, seed)], f[(ref, seed)]),
+            f"{ref}'s perturbations are closer to {seed}'s than to {other}'s": (cos[f"{ref} · {other}"],
+                                                                                 cos[f"{ref} · {seed}"]),
+        }
+        for case, (lower, higher) in architecture.items():
+            found = _ordering(lower, higher)
+            rows[case] = {"lower": lower.mean(), "higher": higher.mean(), "test": found["test"],
+                          "ordering": found["verdict"], "case": paper.ordering_case(str(found["verdict"]))}
+        lower, higher = f[(ref, seed)], f[(ref, ref)]
+        found = _ordering(lower, higher)
+        rows[f"{seed} is fooled by {ref}'s examples as often as {ref} is"] = {
+            "lower": lower.mean(), "higher": higher.mean(), "test": found["test"], "ordering": found["verdict"],
+            "case": found["verdict"] != "holds"}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("case")
+
+
+def decide_architecture(probe: ArchitectureProbe) -> dict[str, str]:
+    """Decide ``instability-from-architecture`` from the probe's :func:`architecture_cases`."""
+    cases = architecture_cases(probe)
+    transfer = architecture_transfer(probe)
+    cos = architecture_cosines(probe)["mean"]
+    ref, other = probe.reference, probe.other_architecture
+    seeds = ", ".join(f"{seed} {transfer.loc[ref, seed]:.1f} %" for seed in probe.other_seeds)
+    measurement = (f"at RMS {probe.distortion:g}, {ref}'s examples fool itself {transfer.loc[ref, ref]:.1f} %, "
+                   f"its other seeds {seeds}, {other} {transfer.loc[ref, other]:.1f} % (noise: "
+                   f"{transfer.loc[NOISE_SET, ref]:.1f} %); mean cosine with {ref}'s perturbations: "
+                   + ", ".join(f"{pair.split(' · ')[1]} {value:.3f}" for pair, value in cos.items())
+                   + f"; {len(probe.fooled)} images")
+    outcomes = {case: None if pd.isna(outcome) else bool(outcome) for case, outcome in cases["case"].items()}
+    return paper.decide("instability-from-architecture", outcomes, measurement)
