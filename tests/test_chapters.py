@@ -373,3 +373,12 @@ def test_softmax1_distortion_readings_change_one_thing_each(tiny):
     paper_value = paper.TABLE1.loc["softmax1", "Av. min. distortion"]
     assert readings["/ paper's"].to_numpy() == pytest.approx((readings["mean distortion"] / paper_value).to_numpy())
     assert (readings["mean distortion"] != readings.loc[books, "mean distortion"]).sum() >= 3  # each reading is its own run
+
+
+def test_table4_at_the_papers_distortion_rescales_each_set_to_table3s_value(tiny):
+    found = cross_training_set.at_papers_distortion(tiny)
+    assert found.index.names == ["set", "replicate"] and len(found) == 3
+    for name in cross_training_set.NETWORKS:
+        row = found.loc[(cross_training_set.PLAIN[name], 0)]
+        assert row["Av. distortion"] == pytest.approx(paper.TABLE3.loc[name, "Min Av. Distortion"], rel=1e-5)
+        assert ((row[cross_training_set.NETWORKS] >= 0) & (row[cross_training_set.NETWORKS] <= 100)).all()
