@@ -184,6 +184,8 @@ PROBE_SEED = 0
 """The seed of the targets, of the Gaussian-noise control and of the random directions of the probe."""
 LEVEL = 0.05
 """The level of the probe's paired tests."""
+LOWER, HIGHER = "the claim's lower", "the claim's higher"
+"""The columns of :func:`architecture_cases`: the means of the two sides of a case's ordering."""
 
 
 @dataclass(frozen=True)
@@ -298,7 +300,8 @@ def architecture_cases(probe: ArchitectureProbe) -> pd.DataFrame:
     """The cases of the claim's rule (:data:`intriguing.paper.CLAIMS`), per other replicate.
 
     Returns:
-        One row per case: ``lower`` and ``higher`` (their means: a share fooled, or a cosine), the test,
+        One row per case: the means of what the claim puts lower (:data:`LOWER`) and higher (:data:`HIGHER`)
+        (a share fooled, or a cosine), the test,
         the ordering's verdict (:func:`intriguing.spread.paired_ordering`) and ``case``: True (holds),
         False (fails) or None (not resolved).
     """
@@ -314,12 +317,12 @@ def architecture_cases(probe: ArchitectureProbe) -> pd.DataFrame:
         }
         for case, (lower, higher) in architecture.items():
             found = _ordering(lower, higher)
-            rows[case] = {"lower": lower.mean(), "higher": higher.mean(), "test": found["test"],
+            rows[case] = {LOWER: lower.mean(), HIGHER: higher.mean(), "test": found["test"],
                           "ordering": found["verdict"], "case": paper.ordering_case(str(found["verdict"]))}
         lower, higher = f[(ref, seed)], f[(ref, ref)]
         found = _ordering(lower, higher)
         rows[f"{seed} is fooled by {ref}'s examples as often as {ref} is"] = {
-            "lower": lower.mean(), "higher": higher.mean(), "test": found["test"], "ordering": found["verdict"],
+            LOWER: lower.mean(), HIGHER: higher.mean(), "test": found["test"], "ordering": found["verdict"],
             "case": found["verdict"] != "holds"}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("case")
 
