@@ -277,3 +277,14 @@ def test_histograms_share_their_bins_and_leave_out_nan():
     assert len(axis.patches) == 2 and axis.get_xlim()[0] <= 0.1 and axis.get_xlim()[1] >= 0.9
     with pytest.raises(ValueError, match="at least one finite value"):
         plots.histograms({"a": [float("nan")]}, "cosine")
+
+
+def test_glued_text_reads_back_as_itself_in_the_prose():
+    from IPython.lib.pretty import pretty
+    from myst_nb.core.variables import format_plain_text
+
+    from intriguing import plots
+
+    for text in ["60,000", "x", "λ read as 'sum', the book's search", "1e3", "(a, b)", 'say "no"']:
+        assert format_plain_text(pretty(plots.Text(text)), "") == text
+        assert format_plain_text(pretty(plots.Text(text)), "s") == text

@@ -27,10 +27,12 @@ __all__ = ["NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference
 
 
 class Text(str):
-    """A string that shows as itself, without quotes, where a notebook displays it as plain text."""
+    """A glued string. Its plain-text form is the string's Python literal, because MyST-NB reads a glued value's
+    plain text back with ``ast.literal_eval`` before pasting it into the prose: without the quotes a string such
+    as ``"60,000"`` would read as the tuple ``(60, 0)``."""
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
+        printer.text(repr(str(self)))
 
 
 def glue(name: str, value: Any) -> None:
