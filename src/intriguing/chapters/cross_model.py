@@ -39,7 +39,7 @@ from ..transfer import (
 )
 
 __all__ = ["ARCHITECTURE", "CLAIMS", "NETWORKS", "NOISE_ROWS", "OTHER_ARCHITECTURE", "ArchitectureProbe",
-           "architecture_cases", "architecture_cosines", "architecture_probe", "architecture_transfer",
+           "architecture_cases", "architecture_cosines", "closest_perturbation", "architecture_probe", "architecture_transfer",
            "check_diagonal", "check_margins", "compare_table2", "cross_family_margins", "decide_architecture",
            "decide_claims", "difference",
            "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size", "table2"]
@@ -290,6 +290,16 @@ def architecture_cosines(probe: ArchitectureProbe) -> pd.DataFrame:
     cos = probe.cosines
     return pd.DataFrame({"images": cos.count(), "mean": cos.mean(), "se": cos.sem(), "median": cos.median()}
                         ).rename_axis("perturbations")
+
+
+def closest_perturbation(probe: ArchitectureProbe) -> str:
+    """Whose perturbations replicate #0's lie closest to on average (mean cosine): ``"another architecture's"``
+    when the other architecture's beat every other seed's, ``"another seed's"`` when they beat none, else
+    ``"either's"``."""
+    cosine = architecture_cosines(probe)["mean"]
+    seeds = cosine[[f"{probe.reference} · {seed}" for seed in probe.other_seeds]]
+    other = cosine[f"{probe.reference} · {probe.other_architecture}"]
+    return "another architecture's" if other > seeds.max() else "another seed's" if other < seeds.min() else "either's"
 
 
 def _ordering(lower: pd.Series, higher: pd.Series) -> dict[str, float | int | str]:
