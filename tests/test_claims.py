@@ -118,6 +118,8 @@ def test_architecture_claim_needs_both_a_shared_architecture_and_weights_that_do
     # equal shares and cosines resolve nothing about the architecture
     verdict, cases = decided(to_seed=0.5, to_other=0.5, other_to_seed=0.5, cos_seed=0.6, cos_other=0.6)
     assert verdict == "mixed" and cases == [None, None, None, False]
+    assert cross_model.closest_perturbation(hand_made_probe(0.5, 0.2, 0.2, 0.9, 0.3)) == "another seed's"
+    assert cross_model.closest_perturbation(hand_made_probe(0.5, 0.2, 0.2, 0.3, 0.9)) == "another architecture's"
     row = cross_model.decide_architecture(hand_made_probe(0.5, 0.2, 0.2, 0.9, 0.3))
     assert "fool itself 100.0 %" in row["measurement"] and "60 images" in row["measurement"]
 
