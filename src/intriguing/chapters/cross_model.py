@@ -1,4 +1,5 @@
-"""The cross-model chapter (§4.2, Table 2): every network's adversarial training set fed to every network."""
+"""The cross-model chapter (§4.2, Table 2): every network's adversarial training set fed to every network; and §4.3's
+reading that unstable perturbations belong to the architecture, not the weights, probed with replicates."""
 
 from __future__ import annotations
 
@@ -38,11 +39,12 @@ from ..transfer import (
     target_choice_transfer,
 )
 
-__all__ = ["ARCHITECTURE", "CLAIMS", "NETWORKS", "NOISE_ROWS", "OTHER_ARCHITECTURE", "ArchitectureProbe",
-           "architecture_cases", "architecture_cosines", "closest_perturbation", "architecture_probe", "architecture_transfer",
-           "check_diagonal", "check_margins", "compare_table2", "cross_family_margins", "decide_architecture",
-           "decide_claims", "difference",
-           "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size", "table2"]
+__all__ = ["ARCHITECTURE", "ArchitectureProbe", "CLAIMS", "HIGHER", "LEVEL", "LOWER", "NETWORKS", "NOISE_ROWS",
+           "NOISE_SET", "OTHER_ARCHITECTURE", "PROBE_SEED", "RANDOM_DIRECTION", "architecture_cases",
+           "architecture_cosines", "architecture_probe", "architecture_transfer", "check_diagonal", "check_margins",
+           "closest_perturbation", "compare_table2", "cross_family_margins", "decide_architecture", "decide_claims",
+           "difference", "margin_summary", "margins", "nearest_target_table2", "nearest_target_transfer", "set_size",
+           "table2"]
 
 NETWORKS = list(paper.TABLE1.index)
 NOISE = (0.1, 0.3)
@@ -226,7 +228,9 @@ def _member(name: str, replicate: int) -> str:
 
 
 NOISE_SET = f"Gaussian noise, stddev={AMPLIFIED_DISTORTION:g}"
+"""The probe's control set: the images with Gaussian noise of the probe's distortion."""
 RANDOM_DIRECTION = "a random direction the box allows"
+"""The probe's chance level for a cosine (:func:`intriguing.transfer.random_box_directions`)."""
 
 
 def architecture_probe(profile: Profile | str | None = None) -> ArchitectureProbe:
