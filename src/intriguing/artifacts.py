@@ -274,7 +274,8 @@ def attacked_images(split: str, profile: Profile | str | None = None, target_see
 
 def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
                     settings: SearchSettings | None = None, target_seed: int | None = None,
-                    examples: int | None = None, replicate: int = 0) -> tuple[TargetedImages, AttackResult]:
+                    examples: int | None = None, replicate: int = 0,
+                    decay_mode: str = DEFAULT_DECAY) -> tuple[TargetedImages, AttackResult]:
     """D(x, l) for every attacked image of ``split``, towards its random wrong target, on one replicate
     of the network, cached.
 
@@ -290,6 +291,7 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
         examples: only the first ``examples`` of those images (None: all). The whole pieces that
             hold them are attacked: they are the whole set's first pieces, cached once for both.
         replicate: which replicate of the network (0: the book's run).
+        decay_mode: the network trained with its weight decay read this way (:func:`trained_network`).
 
     Returns:
         The attacked images (with labels and targets) and the :class:`AttackResult`.
@@ -297,13 +299,13 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     profile = get_profile(profile)
     settings = settings or profile.search
     target_seed = replicate if target_seed is None else target_seed
-    model = trained_network(network, profile, replicate=replicate).model
+    model = trained_network(network, profile, decay_mode, replicate=replicate).model
     images = attacked_images(split, profile, target_seed)
     if examples is not None and examples < 1:
         raise ValueError(f"examples must be at least 1, got {examples}")
     count = len(images) if examples is None else min(examples, len(images))
     starts = list(range(0, count, ATTACK_CHUNK))
-    keys = {start: result_key(network, profile, settings=settings, replicate=replicate, split=split,
+    keys = {start: result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode, split=split,
                               attack_examples=profile.attack_examples, target_seed=target_seed, start=start)
             for start in starts}
     names = {start: f"{network}-{split}-{start}" for start in starts}
