@@ -1,6 +1,7 @@
 """Adversarial training's primitives on tiny sigmoid networks: answers known by construction."""
 
 import functools
+import math
 
 import pytest
 import torch
@@ -436,3 +437,25 @@ def test_a_rowwise_search_split_into_batches_tells_each_batch_its_rows():
     assert torch.allclose(whole.distortion, split.distortion, atol=1e-5)
     alone = min_distortion_attack(NetworkAbove(models[2], 1), h[8:], targets[8:], settings=SEARCH, progress=False)
     assert torch.allclose(whole.distortion[8:], alone.distortion, atol=1e-5)  # rows 8-11 are network 2's
+
+
+def test_max_norm_caps_every_units_incoming_weights_and_keys_only_when_set():
+    stack = StackedSigmoidMLP([SigmoidMLP((2, 2))])
+    with torch.no_grad():
+        stack.weights[1].copy_(torch.tensor([[[3.0, 4.0], [0.3, 0.4]]]))  # row norms 5 and 0.5
+    stack.cap_norms(1.0)
+    assert torch.allclose(stack.weights[1][0], torch.tensor([[0.6, 0.8], [0.3, 0.4]]))
+
+    data = images_and_labels(64)
+    model = SigmoidMLP((8, 8))
+    adversarial_fit(model, data, AdversarialTrainingSettings(epochs=2, pool_start=0, batch_size=16, lr=0.5,
+                                                             optimizer="sgd", max_norm=0.5),
+                    weight_decay=(0.0,) * 3, seed=0, progress=False)
+    for layer in model.weight_layers():
+        assert layer.weight.norm(dim=1).max() <= 0.5 + 1e-5
+    assert "max_norm" not in AdversarialTrainingSettings().key()  # the book's variants keep their cache keys
+    assert AdversarialTrainingSettings(max_norm=3.0).key()["max_norm"] == 3.0
+    assert "max-norm 3" in AdversarialTrainingSettings(max_norm=3.0).describe()
+    for bad in (-1.0, math.inf):
+        with pytest.raises(ValueError, match="max_norm must be a finite non-negative number"):
+            AdversarialTrainingSettings(max_norm=bad)

@@ -56,3 +56,45 @@ def test_adversarial_phases_benchmark_splits_the_time_counts_flops_and_estimates
     assert out["search_speedup_together"] > 0 and out["largest_median_distortion_change"] < 1e-3
     assert out["chapter_estimate_seconds"] > 0 and "pools at every layer" in out["chapter_stacks_seconds"]
     assert "the chapter, cold, estimated from these rates" in capsys.readouterr().out
+
+
+def test_cross_training_cap_benchmark_sets_both_trainings_cells_beside_the_papers(tiny, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from intriguing import paper, profiles
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", replace(tiny, attack_examples=4))
+    bench = load_benchmark("cross_training_cap")
+    table = bench.main(["--profile", "tiny"])
+    assert len(table) == 6 * 4  # three plain and three amplified sets; three networks and the distortion
+    assert table.loc[("Distorted for M2, amplified", "M1"), "paper"] == paper.TABLE4.loc["Distorted for M2, amplified",
+                                                                                          "M1"]
+    # tiny has no window test: both trainings are the same networks, so every cell is the same
+    assert (table["cap - window"].abs() < 1e-12).all()
+    assert (table.xs("M1", level="column").loc["Distorted for M1", ["window test", "cap"]] == 100).all()
+    assert "test error (%)" in capsys.readouterr().out
+
+
+def test_dropout_benchmark_tries_each_trial_on_held_out_images_then_trains_the_best_over_the_seeds(
+        tiny, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from intriguing import profiles
+    from intriguing.adversarial_training import AdversarialTrainingSettings, Recipe
+    from intriguing.chapters import adversarial_training as chapter
+
+    small = replace(tiny, adversarial_training=AdversarialTrainingSettings(epochs=2, pool_start=0, batch_size=32),
+                    adversarial_seeds=2)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", small)
+    recipe = Recipe("sgd", "cosine", 0.5, 2)
+    bench = load_benchmark("dropout_trials")
+    monkeypatch.setattr(bench, "chapter_choices", lambda profile: chapter.Choices(
+        recipe=recipe, first_recipe=recipe, dropout=(0.0, 0.2), epsilon=0.1, reading="first reading"))
+    out = bench.main(["--profile", "tiny"])
+    assert list(out["held_out"].index) == list(bench.TRIALS)
+    assert out["held_out"].between(0, 100).all() and out["best"] in bench.TRIALS
+    found = out["found"]
+    variants = ["weight decay", "dropout"] + ([f"dropout, {out['best']}"] if out["best"] != "chapter's dropout" else [])
+    assert list(dict.fromkeys(found.index.get_level_values("variant"))) == variants
+    assert len(found) == len(variants) * 2 and found["test error"].between(0, 100).all()
+    assert "lowest held-out error" in capsys.readouterr().out

@@ -147,6 +147,14 @@ def test_the_tuning_picks_the_best_held_out_recipe_dropout_epsilon_and_reading()
     assert chapter.variant_settings(chapter.FIRST_RECIPE, smoke, choices).optimizer == "adam"
     assert chapter.variant_settings(chapter.CONTROL, smoke, choices).fgsm_epsilon == 0.1
     assert chapter.variant_settings("dropout", smoke, choices).dropout_input == 0.2
+    assert chapter.variant_settings("dropout", smoke, choices).epochs == sgd.epochs  # no epochs column: the recipe's
+    longer = pd.concat([tuned.assign(epochs=5), pd.DataFrame({
+        "recipe": [sgd.describe()] * 2, "input dropout": [0.2, 0.2], "hidden dropout": [0.5, 0.5], "epochs": [20, 40],
+        "held-out error (%)": [1.7, 1.8]})], ignore_index=True)
+    trained_longer = chapter.choose(smoke, longer, control, readings)
+    assert trained_longer.dropout_epochs == 20 and trained_longer.dropout == (0.2, 0.5)
+    assert chapter.variant_settings("dropout", smoke, trained_longer).epochs == 20
+    assert chapter.variant_settings("weight decay", smoke, trained_longer).epochs == sgd.epochs
     with pytest.raises(ValueError, match="both with and without dropout"):
         chapter.choose(smoke, tuned[tuned["input dropout"] == 0.2], control, readings)
     with pytest.raises(ValueError, match="no recipe of the first family"):
@@ -332,8 +340,8 @@ def test_a_variants_missing_seeds_are_trained_together_and_stored_one_by_one(iso
         return real(models, data, s, seeds=seeds, progress=False, **{k: v for k, v in kwargs.items() if k != "progress"})
 
     monkeypatch.setattr(chapter, "adversarial_fit_many", counting)
-    first = chapter._train("weight decay", settings, train, tiny, [0, 1], {})
-    again = chapter._train("weight decay", settings, train, tiny, [1, 2], {})
+    first = chapter.train_variants("weight decay", settings, train, tiny, [0, 1], {})
+    again = chapter.train_variants("weight decay", settings, train, tiny, [1, 2], {})
     assert trained_together == [[0, 1], [2]]  # seed 1 came from the cache
     assert torch.equal(first[1].model.layers[0].weight, again[0].model.layers[0].weight)
     assert not torch.equal(first[0].model.layers[0].weight, first[1].model.layers[0].weight)

@@ -302,3 +302,18 @@ def test_fit_rejects_nan_images_and_labels_that_do_not_match(tiny):
                           (Split(images, torch.zeros(10, dtype=torch.long)), "20 images but labels of shape")]:
         with pytest.raises(ValueError, match=message):
             train.fit(SigmoidMLP((3,)), spec, data, lbfgs_iterations=tiny.lbfgs_iterations, conv_epochs=1)
+
+
+def test_an_adversarial_set_of_the_network_trained_to_the_cap_is_its_own(tiny):
+    windowed = replace(tiny, lbfgs_iterations={**tiny.lbfgs_iterations, "mlp": 200}, converge_below=0.9999,
+                       attack_examples=4)
+    assert artifacts.result_key("M1", windowed, to_cap=True)["network"]["converge_below"] is None
+    assert artifacts.result_key("M1", windowed)["network"]["converge_below"] == 0.9999
+    stopped = artifacts.trained_network("M1", windowed)
+    capped = artifacts.trained_network("M1", windowed, to_cap=True)
+    assert stopped.stages["lbfgs"].stop == "window" and capped.stages["lbfgs"].iterations == 200
+    _, on_stopped = artifacts.adversarial_set("M1", "test", windowed)
+    _, on_capped = artifacts.adversarial_set("M1", "test", windowed, to_cap=True)
+    assert not torch.equal(on_stopped.adversarial, on_capped.adversarial)  # the search ran on each network
+    assert artifacts.trained_models(["M1"], windowed, to_cap=True)["M1"](on_capped.adversarial).argmax(1).tolist() \
+        == artifacts.attacked_images("test", windowed).targets.tolist()

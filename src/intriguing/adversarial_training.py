@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import cache
 from .attacks import AttackResult, RowwiseModel, SearchSettings, default_batch_size, min_distortion_attack, random_targets
 from .data import Split, check_images, check_split
 from .hardware import device
@@ -77,6 +78,8 @@ class AdversarialTrainingSettings:
         schedule: ``"halving"`` (the learning rate halved at 50 % and 75 % of the epochs) or
             ``"cosine"`` (annealed to 0 along a cosine over the epochs).
         dropout_input, dropout_hidden: dropout on the input and on each hidden output (0: none).
+        max_norm: > 0 caps the L2 norm of every unit's incoming weights at this value after each step, as
+            dropout networks are usually trained (Srivastava et al. 2014); 0: no cap.
         search: the search that makes the pool's examples (cheaper than the chapters' own, and in
             float32: the pools need no independence from the batch, and they are this training's
             main cost).
@@ -111,6 +114,7 @@ class AdversarialTrainingSettings:
     fgsm_epsilon: float = 0.0
     optimizer: str = "adam"
     schedule: str = "halving"
+    max_norm: float = 0.0
 
     def __post_init__(self) -> None:
         if len(set(self.pool_layers)) != len(self.pool_layers) or any(k < 0 for k in self.pool_layers):
@@ -150,6 +154,8 @@ class AdversarialTrainingSettings:
         for name in ("dropout_input", "dropout_hidden"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.max_norm < math.inf:
+            raise ValueError(f"max_norm must be a finite non-negative number (0: no cap), got {self.max_norm}")
 
     def pooled_per_layer(self) -> int:
         """Pooled examples of each pooled layer in every minibatch: ``mix`` × ``batch_size`` shared
@@ -171,17 +177,19 @@ class AdversarialTrainingSettings:
         schedule = "halved at 50 % and 75 %" if self.schedule == "halving" else "annealed to 0 along a cosine"
         return (f"{self.epochs} epochs of minibatches of {self.batch_size}, {optimizer} at lr {self.lr:g} "
                 f"({schedule})\n{pools}\n"
-                f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers\n"
+                f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers"
+                f"{f', max-norm {self.max_norm:g}' if self.max_norm else ''}\n"
                 f"the pools' search:\n{self.search.describe()}")
 
     def key(self) -> dict[str, object]:
         """Every setting, as a cache key (without the fields added later while they hold the value that
         trains as before they existed: ``fgsm_epsilon``, ``pool_target``, ``pool_scaling``, ``pool_distortion``,
-        ``optimizer``, ``schedule``)."""
+        ``optimizer``, ``schedule``, ``max_norm``)."""
         fields = asdict(self)
         fields["search"] = self.search.key()
         for name, neutral in (("fgsm_epsilon", 0.0), ("pool_target", "random"), ("pool_scaling", "as found"),
-                              ("pool_distortion", 0.0), ("optimizer", "adam"), ("schedule", "halving")):
+                              ("pool_distortion", 0.0), ("optimizer", "adam"), ("schedule", "halving"),
+                              ("max_norm", 0.0)):
             if fields[name] == neutral:
                 del fields[name]
         return fields
@@ -524,6 +532,13 @@ class StackedSigmoidMLP(nn.Module):
         given, multiplies hidden output j + 1 (dropout's scaled masks, (S, B, d))."""
         return _stacked_forward(h, list(self.weights)[k:], list(self.biases)[k:], masks[k:] if masks else None)
 
+    def cap_norms(self, max_norm: float) -> None:
+        """Shrink, in place, every unit's incoming weights (a row of a layer's (out, in) weights) whose L2 norm
+        exceeds ``max_norm`` to that norm; biases are left alone."""
+        with torch.no_grad():
+            for w in self.weights:
+                w.view(-1, w.shape[-1]).renorm_(2, 0, max_norm)
+
     def network(self, i: int) -> SigmoidMLP:
         """Network ``i`` as a :class:`~intriguing.models.SigmoidMLP` in eval mode, its weights copied now."""
         hidden = tuple(w.shape[1] for w in self.weights)[:-1]
@@ -686,6 +701,7 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
             layers, or a seed count other than the networks'.
         FloatingPointError: a network's loss became NaN or infinite; the message names its seed and the step.
     """
+    cache.forbid_compute("adversarial training")
     check_split(data, "the training data")
     if len(data) == 0:
         raise ValueError("cannot train on an empty set")
@@ -771,6 +787,8 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
                 opt.zero_grad()
                 loss.sum().backward()
                 opt.step()
+                if settings.max_norm:
+                    stack.cap_norms(settings.max_norm)
             step += 1
         bad = first_bad.tolist()  # checked once an epoch: reading it every step would sync a GPU
         for seed, at in zip(seeds, bad):

@@ -169,11 +169,15 @@ def asked_for(kind: str, name: str, config: dict[str, Any], profile: Profile | s
     ``config``: the network it names must be trained as this code trains it (its training format, spec,
     seed and the profile's sizes), so a result made by another version of the code is recognised. An
     adversarially trained network (kind ``adversarial-training``) names no such network: its record's
-    format (:data:`intriguing.adversarial_training.RECORD_FORMAT`) and the profile's training subset decide."""
+    format (:data:`intriguing.adversarial_training.RECORD_FORMAT`) and the profile's training subset decide, for it
+    and for the results computed on it."""
     profile = get_profile(profile)
-    if kind == "adversarial-training":  # minibatch networks of the adversarial-training chapter: no network to name
-        return config.get("format") == RECORD_FORMAT and config.get("train_subset", "missing") == profile.train_subset
     identity = config if kind == "networks" else config.get("network", {})
+    # a minibatch network of the adversarial-training chapter, or a result computed on one: no network to name
+    trained_here = config if kind == "adversarial-training" else identity
+    if kind == "adversarial-training" or (isinstance(identity, dict) and "settings" in identity):
+        return isinstance(trained_here, dict) and trained_here.get("format") == RECORD_FORMAT and \
+            trained_here.get("train_subset", "missing") == profile.train_subset
     if not isinstance(identity, dict) or "spec" not in identity:  # a loaded network: its weights' checksum
         return identity in [{"name": n, **v} for n, v in OTHER_NETWORKS.items()] and \
             config.get("train_subset", "missing") == profile.train_subset
@@ -190,9 +194,11 @@ def asked_for(kind: str, name: str, config: dict[str, Any], profile: Profile | s
         config.get("train_subset", profile.train_subset) == profile.train_subset
 
 
-def trained_models(names: list[str], profile: Profile | str | None = None, replicate: int = 0) -> dict[str, nn.Module]:
-    """Name -> the trained model of replicate ``replicate``, for each of ``names``."""
-    return {name: trained_network(name, profile, replicate=replicate).model for name in names}
+def trained_models(names: list[str], profile: Profile | str | None = None, replicate: int = 0,
+                   to_cap: bool = False) -> dict[str, nn.Module]:
+    """Name -> the trained model of replicate ``replicate`` (trained to the cap: see :func:`trained_network`),
+    for each of ``names``."""
+    return {name: trained_network(name, profile, replicate=replicate, to_cap=to_cap).model for name in names}
 
 
 def table3_errors(profile: Profile | str | None = None, replicate: int = 0) -> pd.DataFrame:
@@ -206,17 +212,17 @@ def table3_errors(profile: Profile | str | None = None, replicate: int = 0) -> p
 
 
 def result_key(network: str, profile: Profile, *, settings: SearchSettings | None = None, replicate: int = 0,
-               decay_mode: str = DEFAULT_DECAY, **selection: Any) -> dict[str, Any]:
+               decay_mode: str = DEFAULT_DECAY, to_cap: bool = False, **selection: Any) -> dict[str, Any]:
     """The cache key of a result computed on replicate ``replicate`` of ``network`` trained with the weight
-    decay read as ``decay_mode``: what determines the network (its training configuration, or its weights'
-    checksum), the search's settings, the profile's training subset and ``selection`` (the images, the
-    target seed, …)."""
+    decay read as ``decay_mode`` (and to the cap: see :func:`trained_network`): what determines the network
+    (its training configuration, or its weights' checksum), the search's settings, the profile's training
+    subset and ``selection`` (the images, the target seed, …)."""
     if network in OTHER_NETWORKS:
         if replicate:
             raise ValueError(f"{network} is loaded, not trained: it has no replicate {replicate}")
         identity: dict[str, Any] = {"name": network, **OTHER_NETWORKS[network]}
     else:
-        identity = training_config(replicate_spec(network, replicate), profile, decay_mode, replicate=replicate)
+        identity = training_config(replicate_spec(network, replicate), profile, decay_mode, to_cap, replicate)
     key = {"network": identity, "train_subset": profile.train_subset, **selection}
     if settings is not None:
         key["search"] = settings.key()
@@ -225,11 +231,12 @@ def result_key(network: str, profile: Profile, *, settings: SearchSettings | Non
 
 def cached(kind: str, network: str, profile: Profile, compute: Callable[[], T], *, name: str | None = None,
            settings: SearchSettings | None = None, replicate: int = 0, decay_mode: str = DEFAULT_DECAY,
-           **selection: Any) -> T:
+           to_cap: bool = False, **selection: Any) -> T:
     """``compute()``'s result for replicate ``replicate`` of ``network`` (its weight decay read as
-    ``decay_mode``), stored under :func:`result_key` in the cache's ``kind`` folder, as ``name`` (default:
-    the network's)."""
-    key = result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode, **selection)
+    ``decay_mode``, trained to the cap with ``to_cap``), stored under :func:`result_key` in the cache's ``kind``
+    folder, as ``name`` (default: the network's)."""
+    key = result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode, to_cap=to_cap,
+                     **selection)
     return cache.cached(kind, name or network, key, compute)
 
 
@@ -274,8 +281,8 @@ def attacked_images(split: str, profile: Profile | str | None = None, target_see
 
 def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
                     settings: SearchSettings | None = None, target_seed: int | None = None,
-                    examples: int | None = None, replicate: int = 0,
-                    decay_mode: str = DEFAULT_DECAY) -> tuple[TargetedImages, AttackResult]:
+                    examples: int | None = None, replicate: int = 0, decay_mode: str = DEFAULT_DECAY,
+                    to_cap: bool = False) -> tuple[TargetedImages, AttackResult]:
     """D(x, l) for every attacked image of ``split``, towards its random wrong target, on one replicate
     of the network, cached.
 
@@ -292,6 +299,7 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
             hold them are attacked: they are the whole set's first pieces, cached once for both.
         replicate: which replicate of the network (0: the book's run).
         decay_mode: the network trained with its weight decay read this way (:func:`trained_network`).
+        to_cap: the network trained to the iteration cap, without the window test (:func:`trained_network`).
 
     Returns:
         The attacked images (with labels and targets) and the :class:`AttackResult`.
@@ -299,14 +307,15 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     profile = get_profile(profile)
     settings = settings or profile.search
     target_seed = replicate if target_seed is None else target_seed
-    model = trained_network(network, profile, decay_mode, replicate=replicate).model
+    model = trained_network(network, profile, decay_mode, replicate=replicate, to_cap=to_cap).model
     images = attacked_images(split, profile, target_seed)
     if examples is not None and examples < 1:
         raise ValueError(f"examples must be at least 1, got {examples}")
     count = len(images) if examples is None else min(examples, len(images))
     starts = list(range(0, count, ATTACK_CHUNK))
-    keys = {start: result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode, split=split,
-                              attack_examples=profile.attack_examples, target_seed=target_seed, start=start)
+    keys = {start: result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode,
+                              to_cap=to_cap, split=split, attack_examples=profile.attack_examples,
+                              target_seed=target_seed, start=start)
             for start in starts}
     names = {start: f"{network}-{split}-{start}" for start in starts}
     pieces = {start: cache.lookup("attacks", names[start], keys[start]) for start in starts}
@@ -314,6 +323,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     # Missing pieces are attacked together, as many as fill one batch of the device (one at a time on a CPU,
     # ten on a GPU): an image's result does not depend on its batch (attacks.SearchSettings.network_precision has
     # the measurement), so each piece is stored as if alone.
+    if missing:
+        cache.forbid_compute(f"attacks {names[missing[0]]}")
     together = max(1, default_batch_size(device()) // ATTACK_CHUNK)
     groups = [missing[i:i + together] for i in range(0, len(missing), together)]
     for group in tqdm(groups, desc=f"attacking {network} ({split})", disable=len(groups) <= 1, leave=False):
@@ -330,9 +341,9 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
 
 
 def adversarial_sets(networks: list[str], split: str, profile: Profile | str | None = None,
-                     replicate: int = 0) -> tuple[TargetedImages, dict[str, Tensor]]:
-    """The cached adversarial images of each network's replicate ``replicate``, on the profile's attacked
-    images of ``split`` (towards the replicate's targets).
+                     replicate: int = 0, to_cap: bool = False) -> tuple[TargetedImages, dict[str, Tensor]]:
+    """The cached adversarial images of each network's replicate ``replicate`` (trained to the cap with
+    ``to_cap``), on the profile's attacked images of ``split`` (towards the replicate's targets).
 
     Returns:
         The originals with their labels, and network -> adversarial images (N, 1, 28, 28).
@@ -343,7 +354,7 @@ def adversarial_sets(networks: list[str], split: str, profile: Profile | str | N
     originals = attacked_images(split, profile, target_seed=replicate)
     adversarial = {}
     for name in networks:
-        _, result = adversarial_set(name, split, profile, replicate=replicate)
+        _, result = adversarial_set(name, split, profile, replicate=replicate, to_cap=to_cap)
         if not result.success.all():
             raise RuntimeError(f"the attack on {name} failed on {int((~result.success).sum())} images")
         adversarial[name] = result.adversarial

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import cache
 from .data import N_CLASSES, check_images
 from .hardware import device
 from .lbfgs_box import box_lbfgs
@@ -218,6 +219,7 @@ def min_distortion_attack(
         An :class:`AttackResult` on the CPU, computed in float32 (``adversarial`` in the dtype of
         ``images``).
     """
+    cache.forbid_compute("a minimum-distortion search")
     check_images(images, shape=None)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None (the device's default), got {batch_size!r}")

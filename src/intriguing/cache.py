@@ -31,9 +31,9 @@ from filelock import FileLock
 from .data import file_sha256
 from .paper import CHAPTER_VAR
 
-__all__ = ["MISSING", "NEEDS_VAR", "RESULT_KINDS", "CacheIntegrityError", "atomic_save", "atomic_write_text",
-           "cache_dir", "cache_path", "cached", "check_writable", "clear", "index", "kinds", "load", "lookup", "slug",
-           "store", "stray_files"]
+__all__ = ["MISSING", "NEEDS_VAR", "NO_COMPUTE_VAR", "RESULT_KINDS", "CacheIntegrityError", "NotComputed", "atomic_save",
+           "atomic_write_text", "cache_dir", "cache_path", "cached", "check_writable", "clear", "forbid_compute", "index",
+           "kinds", "load", "lookup", "slug", "store", "stray_files"]
 
 T = TypeVar("T")
 ENV_VAR = "INTRIGUING_CACHE"
@@ -44,6 +44,10 @@ TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
             "# This file is a cache directory tag created by intriguing (python -m intriguing cache info).\n")
 NEEDS_VAR = "INTRIGUING_NEEDS"
 """A file that :func:`lookup` appends every asked-for result to, with the chapter that asked."""
+NO_COMPUTE_VAR = "INTRIGUING_NO_COMPUTE"
+"""Set (to anything but ``""`` or ``0``): nothing is computed. A result the cache lacks raises :class:`NotComputed`
+where it would be computed, and so do the training and search entry points (:func:`forbid_compute`): the check
+that a chapter runs wholly from pulled results."""
 STRAY = re.compile(r"^\..+\.\d+\.tmp$")
 RESULT_KINDS = ("networks", "attacks", "attacks-min", "attacks-exact", "attacks-imagenet", "peers",
                 "adversarial-training")
@@ -56,6 +60,17 @@ KIND = re.compile(r"^[a-z][a-z0-9-]*$")
 
 class CacheIntegrityError(RuntimeError):
     """A cached file's content differs from the sha256 the cache recorded when it stored the file."""
+
+
+class NotComputed(RuntimeError):
+    """Something was about to be computed while ``$INTRIGUING_NO_COMPUTE`` forbids it."""
+
+
+def forbid_compute(what: str) -> None:
+    """Raise :class:`NotComputed` naming ``what`` (e.g. ``"attacks M1-test-0"``) if ``$INTRIGUING_NO_COMPUTE`` is
+    set: called where a result is about to be computed, and at the training and search entry points."""
+    if os.environ.get(NO_COMPUTE_VAR, "") not in ("", "0"):
+        raise NotComputed(f"{what} is not in the cache at {cache_dir()} and ${NO_COMPUTE_VAR} forbids computing it")
 
 
 def cache_dir() -> Path:
@@ -225,6 +240,7 @@ def cached(kind: str, name: str, config: dict[str, Any], compute: Callable[[], T
     found = lookup(kind, name, config)
     if found is not MISSING:
         return found
+    forbid_compute(f"{kind} {name}")
     check_writable(kind)
     result = compute()
     store(kind, name, config, result)

@@ -7,6 +7,7 @@ cache, list the profiles.
     python -m intriguing cache bundle --profile P [--kind K ...] OUT
     python -m intriguing cache pull [--from URL_OR_DIR] [--profile P] [--dry-run] [CHAPTER ...]
     python -m intriguing profiles
+    python -m intriguing check-rerun --needs LOG --glue LOG [--workdir DIR] [--profile P] [CHAPTER ...]
 
 ``build`` runs from the repository (it needs ``book/``, ``_toc.yml`` and ``_config.yml``): it executes
 the named chapters (default: all) with papermill into ``_build/src``, keeps the other chapters'
@@ -23,6 +24,9 @@ command exits with status 1. The build also writes ``needs.json``: for each chap
 results it asked for, which ``cache bundle`` records so that ``cache pull CHAPTER`` fetches exactly
 those (:mod:`intriguing.bundle`). With ``$INTRIGUING_PRECOMPUTED`` set to a bundle's URL or folder, the
 build first pulls what its chapters need from there.
+
+``check-rerun`` (the tests' last step) reruns each chapter from a bundle of the current cache pulled into an empty
+cache, computing nothing, and checks that it glues what the run that filled the cache glued (:mod:`intriguing.rerun`).
 """
 
 from __future__ import annotations
@@ -430,6 +434,16 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--profile", default=None, help="whose results (default: $INTRIGUING_PROFILE or full)")
     fetch.add_argument("--dry-run", action="store_true", help="say what would be fetched and its size; fetch nothing")
     fetch.add_argument("chapters", nargs="*", metavar="CHAPTER", help="only what these chapters need (default: all)")
+    rerun = commands.add_parser("check-rerun", help="rerun chapters from a bundle of the cache, computing nothing",
+                                description="Bundle the cache, pull each chapter's needs into an empty cache, execute "
+                                            "the chapter with $INTRIGUING_NO_COMPUTE set, and compare what it glues "
+                                            "with the run that filled the cache.")
+    rerun.add_argument("--needs", type=Path, required=True, help="the run's $INTRIGUING_NEEDS log")
+    rerun.add_argument("--glue", type=Path, required=True, help="the run's $INTRIGUING_GLUE log")
+    rerun.add_argument("--workdir", type=Path, default=BUILD / "rerun",
+                       help="for the bundle, the caches and the executed chapters (emptied first; default: %(default)s)")
+    rerun.add_argument("--profile", default=None, help="the run's profile (default: $INTRIGUING_PROFILE or full)")
+    rerun.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names (default: every one the run glued)")
     commands.add_parser("profiles", help="each profile's sizes and its measured build time",
                         description="Each profile's sizes, and the measured time of its last recorded cold build.")
     args = parser.parse_args(argv)
@@ -437,6 +451,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             build(args.profile, args.chapters, render=not args.no_html)
+        elif args.command == "check-rerun":
+            from .rerun import RerunMismatch, check_chapters
+
+            try:
+                checked = check_chapters(Path("."), args.needs, args.glue, args.workdir, args.profile,
+                                         args.chapters or None)
+            except RerunMismatch as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            print(checked.round(2).to_string())
+            print(f"every chapter rerun from the bundle glued the run's values ({int(checked['glued'].sum())} compared)")
         elif args.command == "cache" and args.action == "info":
             rows = cache_info()
             print(f"cache: {cache.cache_dir()}")

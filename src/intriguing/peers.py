@@ -20,6 +20,7 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import cache
 from .attacks import (
     AttackResult,
     SearchSettings,
@@ -50,6 +51,7 @@ def foolbox_attack(name: str, model: nn.Module, images: Tensor, targets: Tensor,
     Returns:
         An :class:`~intriguing.attacks.AttackResult` (``c`` is 0).
     """
+    cache.forbid_compute(f"foolbox's {name}")
     import foolbox as fb
 
     check_targets(images, targets, None)
@@ -79,6 +81,7 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
     ``settings.tol`` maps to scipy's own tests: ``factr = tol / machine epsilon`` and ``pgtol = tol``.
     The paper's objective only: ``settings.logit_scale`` must be 1.
     """
+    cache.forbid_compute("the scipy L-BFGS-B search")
     check_targets(images, targets, None)
     if settings.logit_scale != 1:
         raise ValueError("the scipy reference implements the paper's objective only (logit_scale 1)")

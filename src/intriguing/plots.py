@@ -1,11 +1,17 @@
 """What a reader sees of a run: the figures shared by the chapters, and values glued into the prose.
 
 Numbers enter a chapter's markdown through MyST-NB's ``{glue:text}`` role; :func:`glue` stores them
-in the executed notebook, and Jupyter Book pastes them into the text when it renders the page.
+in the executed notebook, and Jupyter Book pastes them into the text when it renders the page. Where
+``$INTRIGUING_GLUE`` names a file, every glued value is also appended to it with the chapter that glued it
+(``$INTRIGUING_CHAPTER``), so that two runs of a chapter can be compared number by number
+(:mod:`intriguing.rerun`).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +22,19 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from .data import check_images
+from .paper import CHAPTER_VAR
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
 
     from .train import FitLog
 
-__all__ = ["NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "histograms",
+__all__ = ["GLUE_VAR", "NOT_MEASURED", "Text", "adversarial_triplets", "curves", "difference_heatmap", "glue", "histograms",
            "image_grid", "line_panels", "loss_curves", "pairs_grid", "show", "table"]
+
+
+GLUE_VAR = "INTRIGUING_GLUE"
+"""A file that :func:`glue` appends every glued value to, with the chapter that glued it."""
 
 
 class Text(str):
@@ -52,6 +63,12 @@ def glue(name: str, value: Any) -> None:
         value = Text(value)
     elif hasattr(value, "item"):  # numpy and torch scalars
         value = value.item()
+    log = os.environ.get(GLUE_VAR)
+    if log:
+        finite = isinstance(value, (int, float)) and not isinstance(value, str) and math.isfinite(value)
+        logged = value if finite else str(value)  # JSON has no NaN
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"chapter": os.environ.get(CHAPTER_VAR, ""), "name": name, "value": logged}) + "\n")
     try:
         from myst_nb import glue as myst_glue
     except ImportError:  # e.g. on Colab without Jupyter Book: the prose is not rendered there

@@ -329,6 +329,7 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
     Returns:
         Stage name -> :class:`FitLog`.
     """
+    cache.forbid_compute(f"training {spec.name}")
     if decay_mode not in DECAY_MODES:
         raise ValueError(f"unknown decay mode {decay_mode!r}; choose one of {DECAY_MODES}")
     check_split(data, "the training data")

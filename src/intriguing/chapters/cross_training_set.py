@@ -83,13 +83,15 @@ def compare_table3(samples: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                                     spread=spread.replicate_sd(samples))
 
 
-def table4(profile: Profile | str | None = None, per_example: bool = False, replicate: int = 0) -> pd.DataFrame:
+def table4(profile: Profile | str | None = None, per_example: bool = False, replicate: int = 0,
+           to_cap: bool = False) -> pd.DataFrame:
     """Table 4 of one replicate: the adversarial test images of M1, M1' and M2, the same amplified to
     an average RMS distortion of 0.1 (``per_example`` as in :func:`intriguing.transfer.amplify`), and
-    Gaussian noise at stddev 0.06 and 0.1, fed to the three networks. Rows and columns as
-    :data:`intriguing.paper.TABLE4`."""
+    Gaussian noise at stddev 0.06 and 0.1, fed to the three networks (``to_cap``: the three trained to the
+    iteration cap, without the window test; see :func:`intriguing.artifacts.trained_network`). Rows and
+    columns as :data:`intriguing.paper.TABLE4`."""
     profile = get_profile(profile)
-    originals, adversarial = adversarial_sets(NETWORKS, "test", profile, replicate)
+    originals, adversarial = adversarial_sets(NETWORKS, "test", profile, replicate, to_cap=to_cap)
     x, labels = originals.images, originals.labels
     sets = {PLAIN[name]: DistortedSet.from_images(adversarial[name], x, labels) for name in NETWORKS}
     sets[NOISE_ROWS[0]] = noise_set(x, labels, NOISE[0], seed=0)
@@ -97,13 +99,13 @@ def table4(profile: Profile | str | None = None, per_example: bool = False, repl
         sets[AMPLIFIED[name]] = DistortedSet.from_images(amplify(x, adversarial[name], per_example=per_example),
                                                          x, labels)
     sets[NOISE_ROWS[1]] = noise_set(x, labels, NOISE[1], seed=1)
-    return error_matrix(trained_models(NETWORKS, profile, replicate), sets)
+    return error_matrix(trained_models(NETWORKS, profile, replicate, to_cap=to_cap), sets)
 
 
-def table4_samples(profile: Profile | str | None = None) -> pd.DataFrame:
+def table4_samples(profile: Profile | str | None = None, to_cap: bool = False) -> pd.DataFrame:
     """:func:`table4` for every replicate: one row per (set, replicate)."""
     profile = get_profile(profile)
-    frames = {r: table4(profile, replicate=r) for r in _replicates(profile)}
+    frames = {r: table4(profile, replicate=r, to_cap=to_cap) for r in _replicates(profile)}
     return pd.concat(frames, names=[spread.REPLICATE]).swaplevel().reindex(list(paper.TABLE4.index), level="set")
 
 

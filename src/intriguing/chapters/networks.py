@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
 from .. import paper, plots, spread
-from ..artifacts import attacked_images, replicates, table3_errors, trained_network, training_split
-from ..attacks import min_distortion_attack
+from ..artifacts import attacked_images, cached, replicates, table3_errors, trained_network, training_split
+from ..attacks import AttackResult, min_distortion_attack
 from ..data import N_CLASSES, load_mnist
 from ..evaluate import error_table
 from ..models import NETWORKS, SOFTMAX_NETWORKS, AutoencoderClassifier, build_model, get_spec
@@ -173,8 +175,12 @@ def cap_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
         for stop, to_cap in (("window test", False), ("cap", True)):
             net = trained_network(name, profile, to_cap=to_cap)
             errors = error_table({name: net.model}, {"training error": train, "test error": test}).iloc[0]
-            result = min_distortion_attack(net.model, attacked.images, attacked.targets, labels=attacked.labels,
-                                           settings=profile.search, progress=False)
+            result = AttackResult(**cached(
+                "attacks", name, profile, lambda: asdict(min_distortion_attack(
+                    net.model, attacked.images, attacked.targets, labels=attacked.labels, settings=profile.search,
+                    progress=False)),
+                name=f"{name}-cap-comparison", settings=profile.search, to_cap=to_cap, split="test",
+                examples=len(attacked), target_seed=attacked.target_seed))
             rows.append({"network": name, "stopped by": stop,
                          "iterations": sum(log.iterations for log in net.stages.values()),
                          "seconds": round(net.seconds, 1), **errors.to_dict(),
