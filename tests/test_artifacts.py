@@ -102,3 +102,23 @@ def test_an_adversarially_trained_network_of_this_code_is_asked_for_and_one_of_a
     assert artifacts.asked_for("adversarial-training", "weight_decay-seed0", key, tiny)
     assert not artifacts.asked_for("adversarial-training", "weight_decay-seed0", {**key, "format": RECORD_FORMAT - 1}, tiny)
     assert not artifacts.asked_for("adversarial-training", "weight_decay-seed0", {**key, "train_subset": 123}, tiny)
+
+
+def test_an_adversarial_sets_distortions_are_cached_apart_from_its_images_and_derived_unrecorded(
+        tiny, tmp_path, monkeypatch):
+    from intriguing import artifacts, cache
+
+    needs = tmp_path / "needs.jsonl"
+    monkeypatch.setenv(cache.NEEDS_VAR, str(needs))
+    _, distortions = artifacts.adversarial_set("softmax1", "train", tiny, images=False)
+    import json
+
+    asked = [json.loads(line)["file"] for line in needs.read_text().splitlines()]
+    assert len(asked) == 1 and asked[0].startswith("softmax1-train-0-distortions-")  # not the pieces it came from
+    _, whole = artifacts.adversarial_set("softmax1", "train", tiny)
+    assert distortions.adversarial.shape == (0,) and whole.adversarial.shape == (len(whole.success), 1, 28, 28)
+    for key in ("success", "distortion", "c"):
+        assert torch.equal(getattr(distortions, key), getattr(whole, key))
+    monkeypatch.setenv(cache.NO_COMPUTE_VAR, "1")  # both are served from the cache now
+    _, first = artifacts.adversarial_set("softmax1", "train", tiny, examples=3, images=False)
+    assert torch.equal(first.distortion, whole.distortion[:3])

@@ -59,3 +59,25 @@ def test_a_result_computed_on_an_adversarially_trained_network_is_asked_for_by_i
     assert artifacts.asked_for("attacks", "weight_decay-seed0-test", {"network": network, "search": {}}, tiny)
     for stale in ({**network, "format": RECORD_FORMAT - 1}, {**network, "train_subset": 1}):
         assert not artifacts.asked_for("attacks", "weight_decay-seed0-test", {"network": stale, "search": {}}, tiny)
+
+
+def test_a_derived_result_is_asked_for_when_every_result_it_comes_from_is(tiny):
+    sets = {name: artifacts.result_key(name, tiny, settings=tiny.search, split="train", target_seed=0)
+            for name in ("softmax1", "N100-100-10")}
+    derived = {"table": "Table 2", "train_subset": tiny.train_subset, "sets": sets}
+    assert artifacts.asked_for("attacks", "table2", derived, tiny)
+    stale = {**sets["softmax1"], "network": {**sets["softmax1"]["network"], "format": -1}}
+    assert not artifacts.asked_for("attacks", "table2", {**derived, "sets": {**sets, "softmax1": stale}}, tiny)
+    assert not artifacts.asked_for("attacks", "table2", {**derived, "sets": {}}, tiny)
+
+
+def test_table2_is_derived_from_the_sets_and_a_reader_needs_only_the_table(tiny, tmp_path, monkeypatch):
+    from intriguing.chapters import cross_model
+
+    needs = tmp_path / "needs.jsonl"
+    monkeypatch.setenv(cache.NEEDS_VAR, str(needs))
+    first = cross_model.table2(tiny)
+    assert [json.loads(line)["file"].rsplit("-", 1)[0] for line in needs.read_text().splitlines()] == ["table2"]
+    monkeypatch.setenv(cache.NO_COMPUTE_VAR, "1")
+    again = cross_model.table2(tiny)
+    assert first.equals(again) and list(first.columns)[-1] == "Av. distortion"

@@ -170,8 +170,12 @@ def asked_for(kind: str, name: str, config: dict[str, Any], profile: Profile | s
     seed and the profile's sizes), so a result made by another version of the code is recognised. An
     adversarially trained network (kind ``adversarial-training``) names no such network: its record's
     format (:data:`intriguing.adversarial_training.RECORD_FORMAT`) and the profile's training subset decide, for it
-    and for the results computed on it."""
+    and for the results computed on it. A result derived from others (its key's ``sets``) is asked for when every
+    one of them is."""
     profile = get_profile(profile)
+    if isinstance(config.get("sets"), dict):  # derived from other results: asked for when every one of them is
+        return bool(config["sets"]) and config.get("train_subset", "missing") == profile.train_subset and \
+            all(isinstance(key, dict) and asked_for(kind, str(name), key, profile) for name, key in config["sets"].items())
     identity = config if kind == "networks" else config.get("network", {})
     # a minibatch network of the adversarial-training chapter, or a result computed on one: no network to name
     trained_here = config if kind == "adversarial-training" else identity
@@ -282,12 +286,14 @@ def attacked_images(split: str, profile: Profile | str | None = None, target_see
 def adversarial_set(network: str, split: str = "train", profile: Profile | str | None = None,
                     settings: SearchSettings | None = None, target_seed: int | None = None,
                     examples: int | None = None, replicate: int = 0, decay_mode: str = DEFAULT_DECAY,
-                    to_cap: bool = False) -> tuple[TargetedImages, AttackResult]:
+                    to_cap: bool = False, images: bool = True) -> tuple[TargetedImages, AttackResult]:
     """D(x, l) for every attacked image of ``split``, towards its random wrong target, on one replicate
     of the network, cached.
 
     Computed in pieces of :data:`ATTACK_CHUNK` images, each cached on its own, so an interrupted
-    run resumes.
+    run resumes. Each piece's distortions (success, distortion and c, without the adversarial images) are
+    also cached on their own, for callers that need no image: a reader who pulls a chapter's results then
+    downloads kilobytes per piece instead of megabytes.
 
     Args:
         network: a network of :data:`intriguing.models.NETWORKS`.
@@ -300,6 +306,8 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
         replicate: which replicate of the network (0: the book's run).
         decay_mode: the network trained with its weight decay read this way (:func:`trained_network`).
         to_cap: the network trained to the iteration cap, without the window test (:func:`trained_network`).
+        images: False: the result's ``adversarial`` is empty (shape (0,)), read from the pieces' distortions
+            alone (made from the pieces when first asked for).
 
     Returns:
         The attacked images (with labels and targets) and the :class:`AttackResult`.
@@ -307,17 +315,32 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     profile = get_profile(profile)
     settings = settings or profile.search
     target_seed = replicate if target_seed is None else target_seed
-    model = trained_network(network, profile, decay_mode, replicate=replicate, to_cap=to_cap).model
-    images = attacked_images(split, profile, target_seed)
+    attacked = attacked_images(split, profile, target_seed)
     if examples is not None and examples < 1:
         raise ValueError(f"examples must be at least 1, got {examples}")
-    count = len(images) if examples is None else min(examples, len(images))
+    count = len(attacked) if examples is None else min(examples, len(attacked))
     starts = list(range(0, count, ATTACK_CHUNK))
     keys = {start: result_key(network, profile, settings=settings, replicate=replicate, decay_mode=decay_mode,
                               to_cap=to_cap, split=split, attack_examples=profile.attack_examples,
                               target_seed=target_seed, start=start)
             for start in starts}
     names = {start: f"{network}-{split}-{start}" for start in starts}
+    if not images:
+        found = {start: cache.lookup("attacks", f"{names[start]}-distortions", {**keys[start], "images": False})
+                 for start in starts}
+        if any(found[start] is cache.MISSING for start in starts):
+            with cache.unrecorded():  # the whole pieces are read only to make the distortions the caller asks for
+                _, whole = adversarial_set(network, split, profile, settings, target_seed,
+                                           min(len(attacked), starts[-1] + ATTACK_CHUNK), replicate, decay_mode, to_cap)
+            for start in starts:
+                if found[start] is cache.MISSING:
+                    part = slice(start, start + ATTACK_CHUNK)
+                    found[start] = {"success": whole.success[part].clone(), "distortion": whole.distortion[part].clone(),
+                                    "c": whole.c[part].clone()}
+                    cache.store("attacks", f"{names[start]}-distortions", {**keys[start], "images": False}, found[start])
+        return attacked.subset(slice(0, count)), AttackResult(
+            adversarial=torch.empty(0), **{key: torch.cat([found[start][key] for start in starts])[:count]
+                                           for key in ("success", "distortion", "c")})
     pieces = {start: cache.lookup("attacks", names[start], keys[start]) for start in starts}
     missing = [start for start in starts if pieces[start] is cache.MISSING]
     # Missing pieces are attacked together, as many as fill one batch of the device (one at a time on a CPU,
@@ -325,10 +348,11 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
     # the measurement), so each piece is stored as if alone.
     if missing:
         cache.forbid_compute(f"attacks {names[missing[0]]}")
+        model = trained_network(network, profile, decay_mode, replicate=replicate, to_cap=to_cap).model
     together = max(1, default_batch_size(device()) // ATTACK_CHUNK)
     groups = [missing[i:i + together] for i in range(0, len(missing), together)]
     for group in tqdm(groups, desc=f"attacking {network} ({split})", disable=len(groups) <= 1, leave=False):
-        parts = [images.subset(slice(start, start + ATTACK_CHUNK)) for start in group]
+        parts = [attacked.subset(slice(start, start + ATTACK_CHUNK)) for start in group]
         result = min_distortion_attack(model, torch.cat([p.images for p in parts]), torch.cat([p.targets for p in parts]),
                                        labels=torch.cat([p.labels for p in parts]), settings=settings)
         split_at = [len(p) for p in parts]
@@ -337,7 +361,7 @@ def adversarial_set(network: str, split: str = "train", profile: Profile | str |
             cache.store("attacks", names[start], keys[start], pieces[start])
     result = AttackResult(**{key: torch.cat([pieces[start][key] for start in starts])[:count]
                               for key in pieces[starts[0]]})
-    return images.subset(slice(0, count)), result
+    return attacked.subset(slice(0, count)), result
 
 
 def adversarial_sets(networks: list[str], split: str, profile: Profile | str | None = None,

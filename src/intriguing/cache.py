@@ -33,7 +33,7 @@ from .paper import CHAPTER_VAR
 
 __all__ = ["MISSING", "NEEDS_VAR", "NO_COMPUTE_VAR", "RESULT_KINDS", "CacheIntegrityError", "NotComputed", "atomic_save",
            "atomic_write_text", "cache_dir", "cache_path", "cached", "check_writable", "clear", "forbid_compute", "index",
-           "kinds", "load", "lookup", "slug", "store", "stray_files"]
+           "kinds", "load", "lookup", "slug", "store", "stray_files", "unrecorded"]
 
 T = TypeVar("T")
 ENV_VAR = "INTRIGUING_CACHE"
@@ -195,6 +195,18 @@ def load(path: Path) -> Any:
 
 MISSING = object()
 """What :func:`lookup` returns for a result that is not stored (or not readable)."""
+_UNRECORDED = [0]  # > 0 inside :func:`unrecorded`
+
+
+@contextmanager
+def unrecorded() -> Iterator[None]:
+    """Lookups inside are not a chapter's needs (``$INTRIGUING_NEEDS``): for results read only to derive another
+    cached result, which the chapter asks for itself, so that a bundle's reader pulls the derived one alone."""
+    _UNRECORDED[0] += 1
+    try:
+        yield
+    finally:
+        _UNRECORDED[0] -= 1
 
 
 def lookup(kind: str, name: str, config: dict[str, Any]) -> Any:
@@ -203,7 +215,7 @@ def lookup(kind: str, name: str, config: dict[str, Any]) -> Any:
     (during a build), the chapter being executed and the result it asked for are appended to it."""
     path = cache_path(kind, name, config)
     needs = os.environ.get(NEEDS_VAR)
-    if needs:
+    if needs and not _UNRECORDED[0]:
         line = {"chapter": os.environ.get(CHAPTER_VAR, ""), "kind": kind, "file": path.name}
         with open(needs, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
@@ -235,14 +247,21 @@ def check_writable(kind: str) -> None:
                               "folder") from err
 
 
-def cached(kind: str, name: str, config: dict[str, Any], compute: Callable[[], T]) -> T:
-    """Return the stored result for ``config``, or compute, store and return it."""
+def cached(kind: str, name: str, config: dict[str, Any], compute: Callable[[], T], derived: bool = False) -> T:
+    """Return the stored result for ``config``, or compute, store and return it. ``derived``: ``compute`` only
+    reads other cached results and combines them, so its lookups are :func:`unrecorded` (a reader who pulls the
+    chapter then downloads this result alone) and ``$INTRIGUING_NO_COMPUTE`` does not forbid it."""
     found = lookup(kind, name, config)
     if found is not MISSING:
         return found
-    forbid_compute(f"{kind} {name}")
+    if not derived:
+        forbid_compute(f"{kind} {name}")
     check_writable(kind)
-    result = compute()
+    if derived:
+        with unrecorded():
+            result = compute()
+    else:
+        result = compute()
     store(kind, name, config, result)
     return result
 

@@ -191,6 +191,8 @@ PROFILES: dict[str, Profile] = {
                              Recipe("sgd", "cosine", 0.25, 24), Recipe("sgd", "cosine", 0.5, 24),
                              Recipe("sgd", "cosine", 1.0, 24)),
         # 5 seeds for every variant a verdict on the pools' benefit rests on, 3 for the pools at a single layer.
+        # The dropout network chosen at 4x the recipe's epochs (2026-12-05) adds about 3.4 min to the chapter (its
+        # held-out network 50 s, its 5 seeds 217 s instead of 62 s, measured in one run of the chapter).
         # The chapter took 28.8 min in the cold full build of 2026-12-04 (commit 041337a, idle cores while it ran;
         # 40.0 min executed alone earlier that day at 90f77de, the same computation, plus 5.4 min for the networks
         # it borrows; 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)

@@ -50,7 +50,7 @@ def table1_distortion(profile: Profile | str | None = None) -> pd.DataFrame:
     profile = get_profile(profile)
     rows = {}
     for name in TABLE1_NETWORKS:
-        _, random = adversarial_set(name, "train", profile)
+        _, random = adversarial_set(name, "train", profile, images=False)
         _, minimum = min_over_targets(name, profile)
         rows[name] = {"Av. min. distortion": random.distortion[random.success].mean().item(),
                       "success (%)": 100 * random.success.double().mean().item(),
@@ -72,7 +72,7 @@ def table1_distortion_samples(profile: Profile | str | None = None) -> pd.DataFr
     rows = {}
     for name in TABLE1_NETWORKS:
         for r in replicates(name, profile):
-            _, result = adversarial_set(name, "train", profile, replicate=r)
+            _, result = adversarial_set(name, "train", profile, replicate=r, images=False)
             rows[(name, r)] = {"Av. min. distortion": result.distortion[result.success].mean().item(),
                                "success (%)": 100 * result.success.double().mean().item()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["network", spread.REPLICATE])
@@ -99,9 +99,10 @@ def figure7(name: str, profile: Profile | str | None = None, count: int = 10) ->
     Returns:
         Their mean distortion, the mean over every attacked image, and the figure.
     """
-    images, result = adversarial_set(name, "train", profile)
-    return (result.distortion[:count].mean().item(), result.distortion.mean().item(),
-            plots.pairs_grid(images.images[:count], result.adversarial[:count]))
+    images, first = adversarial_set(name, "train", profile, examples=count)
+    _, every = adversarial_set(name, "train", profile, images=False)
+    return (first.distortion.mean().item(), every.distortion.mean().item(),
+            plots.pairs_grid(images.images, first.adversarial))
 
 
 def noise_accuracy(profile: Profile | str | None = None) -> pd.DataFrame:
@@ -151,8 +152,10 @@ def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
     sharp = replace(profile.search, logit_scale=SHARPENED_LOGIT_SCALE)
     rows = {}
     for name in SOFTMAX_NETWORKS:
-        images, paper_objective = adversarial_set(name, "train", profile, examples=profile.exact_examples)
-        _, sharpened = adversarial_set(name, "train", profile, settings=sharp, examples=profile.exact_examples)
+        images, paper_objective = adversarial_set(name, "train", profile, examples=profile.exact_examples,
+                                                  images=False)
+        _, sharpened = adversarial_set(name, "train", profile, settings=sharp, examples=profile.exact_examples,
+                                       images=False)
         linear = trained_network(name, profile).model.weight_layers()[0]
         assert isinstance(linear, nn.Linear) and linear.bias is not None
         exact = AttackResult(**cached(
@@ -205,11 +208,13 @@ def distortion_readings(profile: Profile | str | None = None) -> pd.DataFrame:
     profile = get_profile(profile)
     name = READINGS_NETWORK
     count = profile.exact_examples
-    found = {(mode, BOOKS_SEARCH): adversarial_set(name, "train", profile, examples=count, decay_mode=mode)[1]
+    found = {(mode, BOOKS_SEARCH): adversarial_set(name, "train", profile, examples=count, decay_mode=mode,
+                                                   images=False)[1]
              for mode in sorted(DECAY_MODES, key=lambda mode: mode != DEFAULT_DECAY)}  # the book's first
     for reading, change in SEARCH_READINGS.items():
         settings = replace(profile.search, **change)
-        found[(DEFAULT_DECAY, reading)] = adversarial_set(name, "train", profile, settings=settings, examples=count)[1]
+        found[(DEFAULT_DECAY, reading)] = adversarial_set(name, "train", profile, settings=settings, examples=count,
+                                                          images=False)[1]
     paper_value = float(paper.TABLE1.loc[name, "Av. min. distortion"])
     rows = {key: {"images": len(result.success), "success (%)": 100 * result.success.double().mean().item(),
                   "mean distortion": result.distortion[result.success].mean().item()}

@@ -68,7 +68,7 @@ def table3(profile: Profile | str | None = None) -> pd.DataFrame:
     profile = get_profile(profile)
     frames = {}
     for r in _replicates(profile):
-        distortion = {name: adversarial_set(name, "test", profile, replicate=r)[1].distortion.mean().item()
+        distortion = {name: adversarial_set(name, "test", profile, replicate=r, images=False)[1].distortion.mean().item()
                       for name in NETWORKS}
         frames[r] = table3_errors(profile, r).assign(**{"Min Av. Distortion": pd.Series(distortion)})
     return pd.concat(frames, names=[spread.REPLICATE]).swaplevel().reindex(NETWORKS, level="network")
