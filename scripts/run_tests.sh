@@ -17,8 +17,8 @@ echo "=== mypy"; mypy
 echo "=== numeric unit tests, second kernel path: OMP_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2"
 OMP_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2 python -m pytest tests -q -p no:cacheprovider -m "not colab" \
   --ignore tests/test_notebooks.py --ignore tests/test_cli.py --ignore tests/test_colab.py --ignore tests/test_workflows.py
-echo "=== all tests"
-python -m pytest tests -p no:cacheprovider "$@"
+echo "=== all tests but Colab's (it runs last, on the chapters' bundle)"
+python -m pytest tests -p no:cacheprovider -m "not colab" "$@"
 echo "=== every chapter under nbval, recording what it asks the cache for and what it glues"
 logs="$PWD/_build/test-logs"
 rm -rf "$logs" && mkdir -p "$logs"
@@ -28,3 +28,5 @@ for notebook in book/*.ipynb; do
 done
 echo "=== every chapter again from a bundle of those results, pulled into an empty cache, computing nothing"
 python -m intriguing check-rerun --needs "$logs/needs.jsonl" --glue "$logs/glue.jsonl" --workdir _build/test-rerun
+echo "=== Colab, simulated: a chapter pulls its results from that bundle and runs computing nothing"
+INTRIGUING_COLAB_BUNDLE=_build/test-rerun/bundle python -m pytest tests/test_colab.py -p no:cacheprovider
