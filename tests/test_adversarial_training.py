@@ -459,3 +459,11 @@ def test_max_norm_caps_every_units_incoming_weights_and_keys_only_when_set():
     for bad in (-1.0, math.inf):
         with pytest.raises(ValueError, match="max_norm must be a finite non-negative number"):
             AdversarialTrainingSettings(max_norm=bad)
+
+
+def test_describe_names_the_pools_search_only_with_pools():
+    assert "search" not in AdversarialTrainingSettings().describe()
+    assert "search" not in AdversarialTrainingSettings(fgsm_epsilon=0.1).describe()
+    pooled = AdversarialTrainingSettings(pool_layers=(0, 1)).describe()
+    assert pooled.endswith(AdversarialTrainingSettings().search.describe())
+    assert "the pools' search:" in pooled

@@ -163,7 +163,7 @@ class AdversarialTrainingSettings:
         return round(self.mix * self.batch_size / len(self.pool_layers)) if self.pool_layers else 0
 
     def describe(self) -> str:
-        """A few short lines: the schedule, the pools, dropout, then the pools' search."""
+        """A few short lines: the schedule, the pools, dropout, then the pools' search (when there are pools)."""
         size = "as found" if self.pool_scaling == "as found" else f"{self.pool_scaling} {self.pool_distortion:g} RMS"
         pools = (f"pools at layers {', '.join(map(str, self.pool_layers))} (0: the input), {self.pool_size:,} "
                  f"examples each from epoch {self.pool_start}\n{self.refresh_share:.0%} of each replaced every "
@@ -178,8 +178,8 @@ class AdversarialTrainingSettings:
         return (f"{self.epochs} epochs of minibatches of {self.batch_size}, {optimizer} at lr {self.lr:g} "
                 f"({schedule})\n{pools}\n"
                 f"dropout {self.dropout_input:g} on the input, {self.dropout_hidden:g} on the hidden layers"
-                f"{f', max-norm {self.max_norm:g}' if self.max_norm else ''}\n"
-                f"the pools' search:\n{self.search.describe()}")
+                f"{f', max-norm {self.max_norm:g}' if self.max_norm else ''}"
+                + (f"\nthe pools' search:\n{self.search.describe()}" if self.pool_layers else ""))
 
     def key(self) -> dict[str, object]:
         """Every setting, as a cache key (without the fields added later while they hold the value that
