@@ -1,7 +1,10 @@
 """The benchmark script keeps running: a tiny run must report every ratio it promises."""
 
 import importlib.util
+import json
 from pathlib import Path
+
+from intriguing.artifacts import training_split
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -98,3 +101,28 @@ def test_dropout_benchmark_tries_each_trial_on_held_out_images_then_trains_the_b
     assert list(dict.fromkeys(found.index.get_level_values("variant"))) == variants
     assert len(found) == len(variants) * 2 and found["test error"].between(0, 100).all()
     assert "lowest held-out error" in capsys.readouterr().out
+
+
+def test_full_batch_rates_counts_each_stages_flops_by_hand(tiny, tmp_path, capsys):
+    bench = load_benchmark("full_batch_rates")
+    # softmax1, one example: 2 FLOPs per weight forward and 2 for the weight gradient (no input gradient)
+    assert bench.flops_per_example("softmax1", "lbfgs") == 4 * 784 * 10
+    # N100-100-10: the same for the first layer, 6 per weight above it (forward, weight and input gradients)
+    assert bench.flops_per_example("N100-100-10", "lbfgs") == 4 * 784 * 100 + 6 * (100 * 100 + 100 * 10)
+    assert bench.flops_per_example("AE400-10", "autoencoder") == 4 * 784 * 400 + 6 * 400 * 784
+    stage = {"name": "softmax1", "stage": "lbfgs", "replicate": 0, "decay_mode": "half", "seed": 0}
+    record = {"profile": "tiny", "machine": "test", "training": [
+        {**stage, "seconds": 2.0, "iterations": 10, "to_cap": False},
+        {**stage, "seconds": 3.0, "iterations": 40, "to_cap": True},  # goes on from the first: 30 iterations here
+        {"name": "Conv", "stage": "adam", "seconds": 5.0, "iterations": 1}]}
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    out = bench.main([str(path)])
+    stopped, capped, conv = out["rows"]
+    images = len(training_split("train", tiny))
+    assert capped["iterations run"] == 30
+    assert stopped["GFLOP/s"] * 1e9 == 4 * 7840 * images * 10 / 2.0
+    assert capped["GFLOP/s"] * 1e9 == 4 * 7840 * images * 30 / 3.0
+    assert "GFLOP/s" not in conv and out["uncounted_seconds"] == 5.0
+    assert "full-batch stages: 5 s" in capsys.readouterr().out
+

@@ -194,14 +194,14 @@ PROFILES: dict[str, Profile] = {
         # 5 seeds for every variant a verdict on the pools' benefit rests on, 3 for the pools at a single layer.
         # The dropout network chosen at 4x the recipe's epochs (2026-12-05) adds about 3.4 min to the chapter (its
         # held-out network 50 s, its 5 seeds 217 s instead of 62 s, measured in one run of the chapter).
-        # The chapter took 28.8 min in the cold full build of 2026-12-04 (commit 041337a, idle cores while it ran;
-        # 40.0 min executed alone earlier that day at 90f77de, the same computation, plus 5.4 min for the networks
-        # it borrows; 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)
+        # The chapter took 31.5 min in the cold full build of 2026-12-05 (commit 1425f4a, idle cores; 28.8 min on
+        # 2026-12-04 at 041337a before the dropout network's 4x epochs; 75.7 min on 2026-12-02 before the pools'
+        # search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 86 min 11 s measured cold with every chapter and the replicates (timings/full.json, 2026-12-04, commit
-        # 041337a; its networks chapter shared the cores with niced test runs: see the README)
-        expected_minutes=86,
+        # 83 min 24 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
+        # 2026-12-05, commit 1425f4a: networks 30.8 min, adversarial training 31.5, blind spots 13.8)
+        expected_minutes=83,
     ),
 }
 
