@@ -5,8 +5,8 @@ gradient on every training image). For each L-BFGS stage in a timing record (``t
 build's ``_build/html/timings.json``) this counts the matrix-product FLOPs of one evaluation with torch's
 ``FlopCounterMode`` (the network's forward pass and the gradient of its weights, on the stage's training images),
 multiplies by the iterations the stage ran (a run to the iteration cap goes on from the window-stopped run's
-final state, so only the iterations after it count), and divides by its wall time: a lower bound on the FLOP rate, since the
-strong-Wolfe line search may evaluate more than once per iteration. It sets the rate against the matrix-product
+final state, so only the iterations after it count), and divides by its wall time: a lower bound on the FLOP
+rate, since the strong-Wolfe line search may evaluate more than once per iteration. It sets the rate against the matrix-product
 peak measured now (:func:`intriguing.phases.matmul_peak`), so run it on the machine that made the record.
 
 Usage: python benchmarks/full_batch_rates.py [timings/full.json] [--json OUT]
@@ -15,6 +15,7 @@ Usage: python benchmarks/full_batch_rates.py [timings/full.json] [--json OUT]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ STAGES = ("lbfgs", "autoencoder")
 codes) are reported as not counted."""
 
 
+@functools.cache  # a record holds each network's stages once per replicate and decay mode
 def flops_per_example(name: str, stage: str) -> float:
     """Matrix-product FLOPs of one example's objective and weight gradient in ``stage`` of network ``name``."""
     model = build_model(name)
@@ -52,8 +54,8 @@ def _identity(stage: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def rates(record: dict[str, Any], peak: float) -> list[dict[str, Any]]:
-    """One row per training stage of ``record``: seconds, iterations and, for the full-batch stages, GFLOP/s and
-    its share of ``peak`` (FLOP/s)."""
+    """One row per training stage of ``record``: seconds, iterations, the ``iterations run`` in it and, for the
+    full-batch stages, GFLOP/s and its share of ``peak`` (FLOP/s)."""
     profile = get_profile(record["profile"])
     sizes: dict[str, int] = {}
     stopped = {_identity(stage): stage["iterations"] for stage in record["training"] if not stage.get("to_cap")}
