@@ -3,7 +3,9 @@
 # profile, against a fresh cache so that the chapters really run, then every chapter again from a
 # bundle of that cache pulled into an empty cache, computing nothing, and glueing the same values.
 # The numeric unit tests run first on a second BLAS kernel path (one thread, MKL limited to AVX2), so
-# that a threshold that holds on one kernel path only fails here, not first on someone else's machine.
+# that a threshold that holds on one kernel path only fails here, not first on someone else's machine;
+# the tests of files, caches, bundles, the command line and the workflows compare no computed floats
+# and run once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -16,7 +18,9 @@ echo "=== ruff"; ruff check src tests benchmarks
 echo "=== mypy"; mypy
 echo "=== numeric unit tests, second kernel path: OMP_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2"
 OMP_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2 python -m pytest tests -q -p no:cacheprovider -m "not colab" \
-  --ignore tests/test_notebooks.py --ignore tests/test_cli.py --ignore tests/test_colab.py --ignore tests/test_workflows.py
+  --ignore tests/test_notebooks.py --ignore tests/test_cli.py --ignore tests/test_colab.py --ignore tests/test_workflows.py \
+  --ignore tests/test_bundle.py --ignore tests/test_cache.py --ignore tests/test_rerun.py --ignore tests/test_data.py \
+  --ignore tests/test_citation.py --ignore tests/test_paper.py --ignore tests/test_timing.py --ignore tests/test_hardware.py
 echo "=== all tests but Colab's (it runs last, on the chapters' bundle)"
 python -m pytest tests -p no:cacheprovider -m "not colab" "$@"
 echo "=== every chapter under nbval, recording what it asks the cache for and what it glues"

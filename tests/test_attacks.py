@@ -14,7 +14,7 @@ from intriguing.attacks import (
     random_targets,
     rms_distortion,
 )
-from intriguing.lbfgs_box import box_lbfgs
+from intriguing.lbfgs_box import BACKTRACKINGS, _shrink, box_lbfgs
 
 
 def test_box_lbfgs_solves_a_separable_box_quadratic():
@@ -33,6 +33,32 @@ def test_box_lbfgs_examples_do_not_interact():
     together = box_lbfgs(objective, torch.full((6, 20), 0.5), 100)
     alone = box_lbfgs(lambda z, i: objective(z, i + 4), torch.full((1, 20), 0.5), 100)
     assert torch.allclose(together[4], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("backtracking", BACKTRACKINGS)
+def test_either_backtracking_solves_a_separable_box_quadratic_from_a_far_start(backtracking):
+    torch.manual_seed(0)
+    scale, centre = torch.rand(8, 30).double() * 50 + 0.2, torch.randn(8, 30).double()
+    objective = lambda z, i: (scale[i] * (z - centre[i]).pow(2)).sum(1)
+    z = box_lbfgs(objective, torch.zeros(8, 30).double(), 300, gtol=1e-9, ftol=0, backtracking=backtracking)
+    assert torch.allclose(z, centre.clamp(0, 1), atol=1e-6)
+
+
+def test_a_failed_step_shrinks_to_the_quadratics_minimiser_within_its_safeguards():
+    # Along the path, φ(t) = f + t·φ'(0) + t²·q with φ'(0) = -1 (the first-order change of the step tried, t = 1):
+    # its minimiser is t* = 1/(2q). q = 2.5 gives 0.2; q = 0.9 gives 0.56, kept at 0.5; q = 50 gives 0.01, kept
+    # at 0.1. A step that was not a descent (first-order change ≥ 0) or whose value is NaN is halved.
+    f, decrease = torch.zeros(5).double(), torch.tensor([-1.0, -1.0, -1.0, 0.5, -1.0]).double()
+    q = torch.tensor([2.5, 0.9, 50.0, 1.0, 1.0]).double()
+    f_step = f + decrease + q
+    f_step[4] = float("nan")
+    assert torch.allclose(_shrink(f, f_step, decrease, "interpolated"), torch.tensor([0.2, 0.5, 0.1, 0.5, 0.5]).double())
+    assert _shrink(f, f_step, decrease, "halving") == 0.5
+
+
+def test_box_lbfgs_rejects_an_unknown_backtracking():
+    with pytest.raises(ValueError, match="unknown backtracking 'wolfe'"):
+        box_lbfgs(lambda z, i: z.sum(1), torch.full((1, 3), 0.5), 10, backtracking="wolfe")
 
 
 def test_box_lbfgs_rejects_a_start_outside_the_box():
@@ -255,6 +281,7 @@ def test_an_empty_batch_gives_an_empty_result():
     ("c_init", 1e25, r"can reach c outside"),
     ("tol", "0.1", "tol must be a number"),
     ("network_precision", "float16", "network_precision must be one of"),
+    ("backtracking", "cubic", "backtracking must be one of"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -263,7 +290,9 @@ def test_search_settings_reject_bad_values(field, value, message):
 
 def test_search_settings_key_names_every_setting():
     assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
-                                      "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64"}
+                                      "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64",
+                                      "backtracking": "interpolated"}
+    assert "backtracking" not in SearchSettings(backtracking="halving").key()  # the search as it was before the field
     assert "network_precision" not in SearchSettings(network_precision="float32").key()  # the search as it was before the field
     assert SearchSettings(logit_scale=10).key()["logit_scale"] == 10
     assert "bracket_tol" not in SearchSettings(bracket_tol=0).key()  # the search as it was before the field

@@ -126,3 +126,12 @@ def test_full_batch_rates_counts_each_stages_flops_by_hand(tiny, tmp_path, capsy
     assert "GFLOP/s" not in conv and out["uncounted_seconds"] == 5.0
     assert "full-batch stages: 5 s" in capsys.readouterr().out
 
+
+
+def test_backtracking_benchmark_runs_both_backtrackings_on_the_same_images(tiny, capsys):
+    bench = load_benchmark("backtracking")
+    rows = bench.main(["--profile", "tiny", "--examples", "6", "--networks", "N100-100-10", "--repeats", "1"])
+    assert {(row["search"], row["backtracking"]) for row in rows} == {
+        (search, backtracking) for search in ("book", "pools") for backtracking in ("interpolated", "halving")}
+    assert all(row["calls"] > 0 and row["rows"] >= row["calls"] and 0 <= row["success"] <= 1 for row in rows)
+    assert "÷ first" in capsys.readouterr().out

@@ -31,6 +31,7 @@ from .attacks import AttackResult, RowwiseModel, SearchSettings, default_batch_s
 from .data import Split, check_images, check_split
 from .hardware import device
 from .models import SigmoidMLP
+from .norms import squared_norm
 from .phases import PhaseTimes
 
 __all__ = ["DROPOUT_STREAM", "FGSM_CLEAN_WEIGHT", "OPTIMIZERS", "POOL_KEPT", "POOL_SCALINGS", "POOL_TARGETS",
@@ -782,7 +783,7 @@ def adversarial_fit_many(models: list[SigmoidMLP], data: Split, settings: Advers
                     sampled = [pool.sample(k, per_layer, g) for pool, g in zip(pools, generators)]
                     h, h_labels = torch.stack([s[0] for s in sampled]), torch.stack([s[1] for s in sampled])
                     loss = loss + pooled_weight * cross_entropy(stack.forward_from(h, k, masks(per_layer)), h_labels)
-                loss = loss + sum(0.5 * lam * w.pow(2).sum((1, 2)) for lam, w in zip(weight_decay, stack.weights))
+                loss = loss + sum(0.5 * lam * squared_norm(w, (1, 2)) for lam, w in zip(weight_decay, stack.weights))
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
                 opt.zero_grad()
                 loss.sum().backward()

@@ -11,7 +11,12 @@ says how much that moved results, and how computing the network in float64 remov
 
 The method is projected L-BFGS with an active set: coordinates at a bound whose gradient points
 out of the box are held fixed, the two-loop recursion acts on the rest, and the step is
-projected back onto the box before the Armijo test.
+projected back onto the box before the Armijo test. A step that fails the test is shrunk to the minimiser
+of the quadratic through the objective, its first-order change and the value at the failed step, kept within
+0.1-0.5 of the failed step (Nocedal & Wright's safeguarded backtracking; ``"interpolated"``), or halved
+(``"halving"``, the book's search before 2026-12-05). On 1,000 MNIST test images of N100-100-10 at the book's
+search settings, interpolation took 259 calls of the objective where halving took 401, 0.87x the time, with the
+mean distortion 0.05210 against 0.05214 (``benchmarks/backtracking.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["COMPACT_BELOW", "Objective", "box_lbfgs"]
+__all__ = ["BACKTRACKINGS", "COMPACT_BELOW", "Objective", "box_lbfgs"]
 
+BACKTRACKINGS = ("interpolated", "halving")
+"""How a step that fails the Armijo test is shrunk: the first is the default."""
 COMPACT_BELOW = 0.75
 """The state is compacted to the running examples when fewer than this share of its rows run."""
 
@@ -53,6 +60,16 @@ def _free_mask(z: Tensor, g: Tensor, lower: float, upper: float) -> Tensor:
     return blocked.neg_().add_(1)
 
 
+def _shrink(f: Tensor, f_step: Tensor, decrease: Tensor, backtracking: str) -> Tensor | float:
+    """The factor by which a failed step shrinks, per example: ``f`` the objective at the start, ``f_step`` at the
+    failed step, ``decrease`` the first-order change g·(z_step − z) there (negative along a descent path)."""
+    if backtracking == "halving":
+        return 0.5
+    curvature = f_step - f - decrease  # > 0 where the Armijo test failed on a descent path
+    factor = (-decrease / (2 * curvature)).nan_to_num(0.5, 0.5, 0.5).clamp(0.1, 0.5)
+    return torch.where(decrease < 0, factor, torch.full_like(factor, 0.5))
+
+
 def box_lbfgs(
     objective: Objective,
     z0: Tensor,
@@ -64,6 +81,7 @@ def box_lbfgs(
     gtol: float = 1e-5,
     ftol: float = 1e-7,
     max_backtracks: int = 20,
+    backtracking: str = BACKTRACKINGS[0],
 ) -> Tensor:
     """Minimise, for every example i independently, ``objective`` over the box [lower, upper].
 
@@ -77,11 +95,14 @@ def box_lbfgs(
         gtol: an example stops when its projected gradient's largest entry is below this.
         ftol: an example stops when an iteration lowers its objective by less than
             ``ftol * max(1, |f|)``, or when its line search finds no decrease.
-        max_backtracks: line-search halvings before an example gives up.
+        max_backtracks: line-search trials after the first before an example gives up.
+        backtracking: one of :data:`BACKTRACKINGS` (see the module's docstring).
 
     Returns:
         (B, ...) the final points, inside the box.
     """
+    if backtracking not in BACKTRACKINGS:
+        raise ValueError(f"unknown backtracking {backtracking!r}; choose one of {BACKTRACKINGS}")
     if z0.min() < lower or z0.max() > upper:
         raise ValueError(f"starting points must lie in the box [{lower}, {upper}]")
     batch, shape = z0.shape[0], z0.shape
@@ -143,6 +164,7 @@ def box_lbfgs(
                 cand = (z + step[:, None] * d).clamp(lower, upper)
                 fc, gc = _value_and_grad(fun, cand, rows)
                 decrease = (g * (cand - z)).sum(1)
+                f_tried = f
                 ok = (fc <= f + 1e-4 * decrease) & (decrease < 0)
                 if bool(ok.all()):  # the usual case: every example takes its full step
                     z_new, f_new, g_new = cand, fc, gc
@@ -152,13 +174,15 @@ def box_lbfgs(
                 cand = (z[s_pos] + step[s_pos, None] * d[s_pos]).clamp(lower, upper)
                 fc, gc = _value_and_grad(fun, cand, rows[s_pos])
                 decrease = (g[s_pos] * (cand - z[s_pos])).sum(1)
-                ok = (fc <= f[s_pos] + 1e-4 * decrease) & (decrease < 0)
+                f_tried = f[s_pos]
+                ok = (fc <= f_tried + 1e-4 * decrease) & (decrease < 0)
             if z_new is None:
                 z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
             good = s_pos[ok]
             z_new[good], f_new[good], g_new[good] = cand[ok], fc[ok], gc[ok]
             searching[good] = False
-            step[s_pos[~ok]] *= 0.5
+            failed = ~ok
+            step[s_pos[failed]] *= _shrink(f_tried[failed], fc[failed], decrease[failed], backtracking)
         if z_new is None:  # nobody moved
             z_new = z
         moved = still & ~searching

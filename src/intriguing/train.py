@@ -35,6 +35,7 @@ from . import cache
 from .data import Split, check_split
 from .hardware import device
 from .models import AutoencoderClassifier, MNISTNetwork, NetworkSpec
+from .norms import squared_norm
 
 __all__ = [
     "CHECKPOINT_EVERY",
@@ -136,7 +137,7 @@ def weight_decay(model: MNISTNetwork, lambdas: Sequence[float], mode: str = DEFA
     total = torch.zeros((), device=layers[0].weight.device)
     for lam, layer in zip(lambdas, layers):
         scale = {"half": 0.5, "sum": 1.0, "per_unit": 1.0 / layer.weight.shape[0]}[mode]
-        total = total + scale * lam * layer.weight.pow(2).sum()
+        total = total + scale * lam * squared_norm(layer.weight)
     return total
 
 
@@ -279,8 +280,8 @@ def _sparse_autoencoder_objective(model: AutoencoderClassifier, images: Tensor) 
         recon = torch.sigmoid(model.decoder(codes))
         rho_hat = codes.mean(0).clamp(1e-6, 1 - 1e-6)
         kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
-        decay = model.encoder.weight.pow(2).sum() + model.decoder.weight.pow(2).sum()
-        return 0.5 * (recon - flat).pow(2).sum(1).mean() + beta * kl + 0.5 * lam * decay
+        decay = squared_norm(model.encoder.weight) + squared_norm(model.decoder.weight)
+        return 0.5 * squared_norm(recon - flat, 1).mean() + beta * kl + 0.5 * lam * decay
 
     return objective
 

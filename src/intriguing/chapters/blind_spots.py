@@ -15,6 +15,7 @@ from ..artifacts import adversarial_set, attacked_images, cached, min_over_targe
 from ..attacks import AttackResult, exact_linear_attack
 from ..evaluate import predict
 from ..hardware import device
+from ..lbfgs_box import BACKTRACKINGS
 from ..models import SOFTMAX_NETWORKS
 from ..paper import Tolerance
 from ..peers import SCIPY, compare_attacks
@@ -163,7 +164,7 @@ def exact_comparison(profile: Profile | str | None = None) -> pd.DataFrame:
             lambda: asdict(exact_linear_attack(linear.weight, linear.bias, images.images, images.targets,
                                                images.labels)),
             split="train", attack_examples=profile.attack_examples, target_seed=images.target_seed,
-            examples=len(images)))
+            examples=len(images), backtracking=BACKTRACKINGS[0]))
         ok = paper_objective.success & sharpened.success & exact.success
         optimum = exact.distortion[ok].mean()
         rows[name] = {"images": len(images), "exact": optimum.item(),

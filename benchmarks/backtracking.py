@@ -1,0 +1,94 @@
+"""The search's line search: a failed step halved against a failed step interpolated, measured in one run.
+
+For each network and each search (the book's, and the adversarial-training pools'), both backtrackings of
+:data:`intriguing.lbfgs_box.BACKTRACKINGS` attack the same test images towards the same random targets, their
+repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each line-search trial is one)
+and the rows they carried, the success rate and the mean distortion of the successes.
+
+Usage: python benchmarks/backtracking.py [--profile smoke|full] [--examples 1000] [--networks N100-100-10,N200-200-10]
+                                         [--repeats 3] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from intriguing.artifacts import trained_network
+from intriguing.attacks import min_distortion_attack, random_targets
+from intriguing.data import load_mnist
+from intriguing.lbfgs_box import BACKTRACKINGS
+from intriguing.profiles import get_profile
+
+
+def measure(profile_name: str | None, examples: int, networks: list[str], repeats: int) -> list[dict[str, Any]]:
+    """One row per network, search and backtracking: ``seconds`` (best of ``repeats``), ``calls``, ``rows``,
+    ``success`` (fraction) and ``distortion`` (mean RMS over the successes)."""
+    profile = get_profile(profile_name)
+    test = load_mnist("test")
+    images, labels = test.images[:examples], test.labels[:examples]
+    targets = random_targets(labels, seed=0)
+    searches = {"book": profile.search, "pools": profile.adversarial_training.search}
+    rows = []
+    for name in networks:
+        model = trained_network(name, profile).model
+        counted = [0, 0]
+
+        def count(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            counted[0] += 1
+            counted[1] += len(args[0])
+
+        hook = model.register_forward_pre_hook(count)
+        try:
+            for search, base in searches.items():
+                found: dict[str, dict[str, Any]] = {}
+                for _ in range(repeats):
+                    for backtracking in BACKTRACKINGS:
+                        settings = replace(base, backtracking=backtracking)
+                        counted[:] = [0, 0]
+                        start = time.perf_counter()
+                        result = min_distortion_attack(model, images, targets, labels=labels, settings=settings,
+                                                       progress=False)
+                        seconds = time.perf_counter() - start
+                        row = found.setdefault(backtracking, {"network": name, "search": search,
+                                                              "backtracking": backtracking, "seconds": seconds})
+                        row.update(seconds=min(row["seconds"], seconds), calls=counted[0], rows=counted[1],
+                                   success=result.success.double().mean().item(),
+                                   distortion=result.distortion[result.success].mean().item())
+                rows += found.values()
+        finally:
+            hook.remove()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="networks of this profile (default: $INTRIGUING_PROFILE or full)")
+    parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--networks", default="N100-100-10,N200-200-10")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    rows = measure(args.profile, args.examples, args.networks.split(","), args.repeats)
+    print(f"{args.examples} test images, random targets, {torch.get_num_threads()} threads; best of {args.repeats}")
+    print(f"{'network':12s} {'search':6s} {'backtracking':13s} {'seconds':>8s} {'calls':>6s} {'rows':>7s} "
+          f"{'success':>8s} {'distortion':>10s} {'÷ first':>10s}")
+    first = {}
+    for row in rows:
+        key = (row["network"], row["search"])
+        first.setdefault(key, row["seconds"])
+        print(f"{row['network']:12s} {row['search']:6s} {row['backtracking']:13s} {row['seconds']:8.3f} {row['calls']:6d} "
+              f"{row['rows']:7d} {row['success']:8.4f} {row['distortion']:10.5f} {row['seconds'] / first[key]:10.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
