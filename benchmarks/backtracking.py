@@ -1,12 +1,13 @@
 """The search's line search: a failed step halved against a failed step interpolated, measured in one run.
 
-For each network and each search (the book's, and the adversarial-training pools'), both backtrackings of
+For each network and each search (the book's, and the adversarial-training pools', by default at the profile's
+settings; ``--pool-search C,I`` sets C c steps of I iterations, e.g. the effort the chapter chose), both backtrackings of
 :data:`intriguing.lbfgs_box.BACKTRACKINGS` attack the same test images towards the same random targets, their
 repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each line-search trial is one)
 and the rows they carried, the success rate and the mean distortion of the successes.
 
 Usage: python benchmarks/backtracking.py [--profile smoke|full] [--examples 1000] [--networks N100-100-10,N200-200-10]
-                                         [--repeats 3] [--json OUT]
+                                         [--pool-search C,I] [--repeats 3] [--json OUT]
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ from intriguing.lbfgs_box import BACKTRACKINGS
 from intriguing.profiles import get_profile
 
 
-def measure(profile_name: str | None, examples: int, networks: list[str], repeats: int) -> list[dict[str, Any]]:
+def measure(profile_name: str | None, examples: int, networks: list[str], repeats: int,
+            pool_effort: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """One row per network, search and backtracking: ``seconds`` (best of ``repeats``), ``calls``, ``rows``,
     ``success`` (fraction) and ``distortion`` (mean RMS over the successes)."""
     profile = get_profile(profile_name)
     test = load_mnist("test")
     images, labels = test.images[:examples], test.labels[:examples]
     targets = random_targets(labels, seed=0)
-    searches = {"book": profile.search, "pools": profile.adversarial_training.search}
+    pools = profile.adversarial_training.search
+    if pool_effort is not None:
+        pools = replace(pools, c_steps=pool_effort[0], max_iter=pool_effort[1])
+    searches = {"book": profile.search, "pools": pools}
     rows = []
     for name in networks:
         model = trained_network(name, profile).model
@@ -72,10 +77,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--profile", default=None, help="networks of this profile (default: $INTRIGUING_PROFILE or full)")
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--networks", default="N100-100-10,N200-200-10")
+    parser.add_argument("--pool-search", default=None, help="C,I: the pools' c steps and L-BFGS iterations")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
-    rows = measure(args.profile, args.examples, args.networks.split(","), args.repeats)
+    effort = tuple(int(part) for part in args.pool_search.split(",")) if args.pool_search else None
+    if effort is not None and len(effort) != 2:
+        parser.error(f"--pool-search takes C,I (two integers), got {args.pool_search!r}")
+    rows = measure(args.profile, args.examples, args.networks.split(","), args.repeats,
+                   (effort[0], effort[1]) if effort else None)
     print(f"{args.examples} test images, random targets, {torch.get_num_threads()} threads; best of {args.repeats}")
     print(f"{'network':12s} {'search':6s} {'backtracking':13s} {'seconds':>8s} {'calls':>6s} {'rows':>7s} "
           f"{'success':>8s} {'distortion':>10s} {'÷ first':>10s}")

@@ -130,8 +130,17 @@ def test_full_batch_rates_counts_each_stages_flops_by_hand(tiny, tmp_path, capsy
 
 def test_backtracking_benchmark_runs_both_backtrackings_on_the_same_images(tiny, capsys):
     bench = load_benchmark("backtracking")
-    rows = bench.main(["--profile", "tiny", "--examples", "6", "--networks", "N100-100-10", "--repeats", "1"])
+    rows = bench.main(["--profile", "tiny", "--examples", "6", "--networks", "N100-100-10", "--repeats", "1",
+                       "--pool-search", "1,3"])
     assert {(row["search"], row["backtracking"]) for row in rows} == {
         (search, backtracking) for search in ("book", "pools") for backtracking in ("interpolated", "halving")}
     assert all(row["calls"] > 0 and row["rows"] >= row["calls"] and 0 <= row["success"] <= 1 for row in rows)
     assert "÷ first" in capsys.readouterr().out
+
+
+def test_squared_norm_benchmark_times_both_forms_and_finds_them_equal(capsys):
+    bench = load_benchmark("squared_norm")
+    out = bench.main(["--images", "50", "--rows", "7", "--repeats", "1"])
+    assert set(out) == {"autoencoder's reconstruction error", "search's distortion term"}
+    assert all(case["equal"] and case["speed-up"] > 0 for case in out.values())
+    assert "bit for bit: True" in capsys.readouterr().out

@@ -199,9 +199,9 @@ PROFILES: dict[str, Profile] = {
         # search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 83 min 24 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
-        # 2026-12-05, commit 1425f4a: networks 30.8 min, adversarial training 31.5, blind spots 13.8)
-        expected_minutes=83,
+        # 76 min 53 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
+        # 2026-12-05, commit 71944e3: networks 31.5 min, adversarial training 28.6, blind spots 10.6)
+        expected_minutes=77,
     ),
 }
 
