@@ -120,6 +120,8 @@ def test_a_chapter_failing_after_its_first_check_still_gives_a_rendered_book_and
         assert json.loads((tmp_path / "_build" / "html" / record).read_text())["chapters_failed"] == {
             "bad": "AssertionError: the first check failed"}
     assert not (tmp_path / "timings" / "smoke.json").exists()  # a failed build is not the profile's record
+    peak = json.loads((tmp_path / "_build" / "html" / "timings.json").read_text())["peak_process_memory_mib"]
+    assert 20 < peak < 8192  # a kernel that imported torch, at least
     claims = json.loads((tmp_path / "_build" / "html" / "results.json").read_text())["claims"]
     assert {c["verdict"] for c in claims} == {cli.NOT_DECIDED, "not testable here"}  # no chapter here decides one
     assert "not decided" in (tmp_path / "_build" / "html" / "book" / "intro.html").read_text()

@@ -127,6 +127,16 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def _largest_child_peak_mib() -> int | None:
+    """The largest peak resident memory (MiB) of the finished processes this one started (the chapters'
+    kernels, the renderer), or None where the platform does not say."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
 def build(profile_name: str | None, names: list[str], root: Path = Path("."), render: bool = True) -> dict[str, Any]:
     """Execute chapters and render the HTML; see the module's docstring.
 
@@ -231,6 +241,7 @@ def build(profile_name: str | None, names: list[str], root: Path = Path("."), re
     record["chapters_executed"] = "all" if not kept else selected
     record["chapters_failed"] = failed
     record["html"] = "rendered" if render else "not rendered"
+    record["peak_process_memory_mib"] = _largest_child_peak_mib()
     results["chapters_failed"] = failed
     asked = bundle.needs_by_chapter(needs)
     previous_needs = root / BUILD / "html" / "needs.json"
