@@ -1,10 +1,9 @@
 """glibc's allocator as :mod:`intriguing` tunes it against glibc's own: the same work in fresh processes, alternated,
 measured in one run, with whether the results agree bit for bit and each process's peak memory.
 
-glibc serves an allocation of 32 MiB or more with its own ``mmap`` and unmaps it when freed, and gives the free top of
-its heap back, so the kernel faults in and zeroes such a tensor page by page every time it is made;
-:func:`intriguing.hardware.keep_large_allocations` raises both thresholds when :mod:`intriguing` is imported
-(``$INTRIGUING_HOST_ALLOCATOR=default`` keeps glibc's).
+glibc serves an allocation of 32 MiB or more with its own ``mmap`` and unmaps it when freed, so the kernel faults in
+and zeroes such a tensor page by page every time it is made; :func:`intriguing.hardware.keep_large_allocations`
+raises that threshold when :mod:`intriguing` is imported (``$INTRIGUING_HOST_ALLOCATOR=default`` keeps glibc's).
 Each worker process, under one of the two settings, times:
 
 1. full-batch L-BFGS of AE400-10's autoencoder stage on ``--images`` training images (``--iterations`` iterations,

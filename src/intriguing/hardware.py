@@ -5,15 +5,13 @@ Tensors run on CUDA when present, else the CPU; nothing in the book needs a GPU.
 same machine.
 
 On the host, glibc's ``malloc`` serves every allocation of 32 MiB or more with a fresh ``mmap`` and gives it
-back with ``munmap`` when the tensor is freed, and it returns the top of its heap to the kernel once 128 KiB
-or more of it is free; either way the next tensor there is faulted in and zeroed by the kernel page by page.
-Full-batch training makes several large tensors per evaluation (60,000 x 784 float32 images are 188 MB),
-and on 2 CPU cores that page work took a third of the sparse autoencoder's L-BFGS time
+back with ``munmap`` when the tensor is freed, so each such tensor is faulted in and zeroed by the kernel
+page by page, every time. Full-batch training makes several per evaluation (60,000 x 784 float32 images
+are 188 MB), and on 2 CPU cores that page work took a quarter of the sparse autoencoder's gradient
 (``benchmarks/host_allocator.py``). :func:`keep_large_allocations`, called when :mod:`intriguing` is
-imported, raises both thresholds to 2 GiB so freed blocks are reused instead. It changes no arithmetic:
-blocks keep their 64-byte alignment and results are bit for bit the same. The price is memory: a process
-keeps up to 2 GiB of freed heap, and its peak grows (the benchmark gives both). Set
-``$INTRIGUING_HOST_ALLOCATOR=default`` before importing :mod:`intriguing` to keep glibc's own thresholds.
+imported, raises that threshold so freed blocks are reused instead. It changes no arithmetic: blocks keep
+their 64-byte alignment and results are bit for bit the same. ``$INTRIGUING_HOST_ALLOCATOR=default`` keeps
+glibc's own threshold.
 """
 
 from __future__ import annotations
@@ -29,10 +27,9 @@ __all__ = ["ALLOCATOR_VAR", "DEVICE_VAR", "device", "keep_large_allocations"]
 
 DEVICE_VAR = "INTRIGUING_DEVICE"
 ALLOCATOR_VAR = "INTRIGUING_HOST_ALLOCATOR"
-HELD_BYTES = 2**31 - 1
-"""Both thresholds, in bytes (the largest value ``mallopt`` takes): an allocation served by its own ``mmap``,
-and free memory at the heap's top given back to the kernel."""
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers, from glibc's malloc.h
+MMAP_THRESHOLD = 2**31 - 1
+"""Bytes from which glibc serves an allocation with its own ``mmap``: the largest value ``mallopt`` takes."""
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 def device() -> torch.device:
@@ -59,7 +56,7 @@ def keep_large_allocations() -> bool:
     """Make glibc reuse freed large blocks instead of unmapping them (see the module's docstring).
 
     Returns:
-        Whether both thresholds were raised: False where the C library is not glibc, where
+        Whether the threshold was raised: False where the C library is not glibc, where
         ``$INTRIGUING_HOST_ALLOCATOR`` is ``default``, or where ``mallopt`` refused.
 
     Raises:
@@ -71,5 +68,4 @@ def keep_large_allocations() -> bool:
     if choice == "default" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    return all(libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(HELD_BYTES))
-               for parameter in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD))
+    return bool(libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(MMAP_THRESHOLD)))
