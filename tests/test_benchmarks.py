@@ -144,11 +144,3 @@ def test_squared_norm_benchmark_times_both_forms_and_finds_them_equal(capsys):
     assert set(out) == {"autoencoder's reconstruction error", "search's distortion term"}
     assert all(case["equal"] and case["speed-up"] > 0 for case in out.values())
     assert "bit for bit: True" in capsys.readouterr().out
-
-
-def test_host_allocator_benchmark_times_both_settings_in_fresh_processes_and_finds_equal_results(capsys):
-    bench = load_benchmark("host_allocator")
-    table = bench.main(["--images", "64", "--iterations", "1", "--examples", "4", "--rounds", "1"])
-    assert set(table) == {*bench.CASES, "peak memory (MiB)"}
-    assert all(table[case]["equal"] and table[case]["speed-up"] > 0 for case in bench.CASES)
-    assert "default ÷ tuned" in capsys.readouterr().out

@@ -12,8 +12,7 @@ Three layers, each importing only from the ones below (see the README):
 - :mod:`~intriguing.artifacts`: the cached, profile-keyed results that several chapters share;
 - :mod:`intriguing.chapters`: one module per chapter notebook.
 
-``python -m intriguing`` is the command line (:mod:`intriguing.cli`). Importing the package raises glibc's
-threshold for unmapping freed memory (:func:`~intriguing.hardware.keep_large_allocations`).
+``python -m intriguing`` is the command line (:mod:`intriguing.cli`).
 
 The names below are the library's entry points; every module's ``__all__`` lists the rest.
 """
@@ -22,7 +21,6 @@ from .artifacts import adversarial_set, attacked_images, min_over_targets, train
 from .attacks import AttackResult, SearchSettings, exact_linear_attack, min_distortion_attack, random_targets
 from .data import load_mnist
 from .evaluate import error_rate, predict
-from .hardware import keep_large_allocations
 from .models import NETWORKS, build_model
 from .paper import compare_with_paper
 from .profiles import PROFILES, Profile, get_profile
@@ -32,5 +30,3 @@ __all__ = ["NETWORKS", "PROFILES", "AttackResult", "Profile", "SearchSettings", 
            "min_distortion_attack", "min_over_targets", "predict", "random_targets", "trained_network"]
 
 __version__ = "0.1.0"
-
-keep_large_allocations()  # glibc reuses freed large blocks: see intriguing.hardware
