@@ -111,10 +111,10 @@ def test_a_damaged_decoded_copy_is_deleted_and_decoded_again(test, fresh_loader)
 
 
 def test_a_folder_that_cannot_be_written_costs_only_the_decoding(test, fresh_loader, monkeypatch):
-    def refuse(path, array):
+    def refuse(path, write):
         raise PermissionError(f"read-only: {path}")
 
-    monkeypatch.setattr(data, "write_idx", refuse)
+    monkeypatch.setattr(data, "write_atomically", refuse)
     with pytest.warns(UserWarning, match="cannot keep a decoded copy of MNIST"):
         assert torch.equal(_reload("test").images, test.images)
     assert not list(data._decoded_copy("test", fresh_loader)[0].parent.glob("*"))

