@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from intriguing.artifacts import training_split
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -144,3 +146,12 @@ def test_squared_norm_benchmark_times_both_forms_and_finds_them_equal(capsys):
     assert set(out) == {"autoencoder's reconstruction error", "search's distortion term"}
     assert all(case["equal"] and case["speed-up"] > 0 for case in out.values())
     assert "bit for bit: True" in capsys.readouterr().out
+
+
+def test_sparse_autoencoder_benchmark_reports_equal_values_and_its_ratios(capsys):
+    bench = load_benchmark("sparse_autoencoder")
+    out = bench.main(["--images", "300", "--codes", "8", "--repeats", "1", "--iterations", "3"])
+    assert out["evaluation speed-up"] > 0 and out["L-BFGS speed-up"] > 0
+    assert out["largest relative gradient difference"] < 1e-5
+    assert out["L-BFGS by hand final loss"] == pytest.approx(out["L-BFGS autograd final loss"], rel=1e-4)
+    assert "L-BFGS iterations" in capsys.readouterr().out

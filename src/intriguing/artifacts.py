@@ -39,7 +39,8 @@ from .imagenet import EFFICIENTNET_LITE0_SHA256
 from .models import NETWORKS, NetworkSpec, build_model, get_spec
 from .paper import TABLE3
 from .profiles import Profile, get_profile
-from .train import DECAY_MODES, DEFAULT_DECAY, SPARSE_AE, FitLog, TrainedNetwork, fit
+from .sparse_autoencoder import SPARSE_AE
+from .train import DECAY_MODES, DEFAULT_DECAY, FitLog, TrainedNetwork, fit
 
 __all__ = ["ATTACK_CHUNK", "asked_for", "REPLICATE_SEED_STRIDE", "TARGET_CHOICES", "TargetedImages", "adversarial_set",
            "adversarial_sets", "attacked_images", "cached", "min_over_targets", "random_and_nearest",

@@ -36,6 +36,7 @@ from .data import Split, check_split
 from .hardware import device
 from .models import AutoencoderClassifier, MNISTNetwork, NetworkSpec
 from .norms import squared_norm
+from .sparse_autoencoder import SparseAutoencoderObjective
 
 __all__ = [
     "CHECKPOINT_EVERY",
@@ -43,8 +44,6 @@ __all__ = [
     "DECAY_MODES",
     "DEFAULT_DECAY",
     "FitLog",
-    "SPARSE_AE",
-    "SparseAutoencoderSettings",
     "TrainedNetwork",
     "fit",
     "minimize_lbfgs",
@@ -57,22 +56,6 @@ DEFAULT_DECAY = "half"
 CHECKPOINT_EVERY = 25  # L-BFGS iterations between checkpoints (and progress updates)
 CONVERGENCE_WINDOW = 100  # L-BFGS iterations over which the window test measures the objective's fall
 
-
-
-@dataclass(frozen=True)
-class SparseAutoencoderSettings:
-    """The sparse autoencoder's own objective (the paper does not state it; these are the
-    standard settings of the UFLDL sparse-autoencoder recipe for MNIST).
-
-    loss = ½‖x̂ − x‖² (mean over images) + β Σ_j KL(ρ ‖ ρ̂_j) + (λ/2)(‖W_enc‖² + ‖W_dec‖²)
-    """
-
-    sparsity_target: float = 0.1
-    sparsity_weight: float = 3.0
-    weight_decay: float = 3e-3
-
-
-SPARSE_AE = SparseAutoencoderSettings()
 
 
 @dataclass
@@ -157,6 +140,7 @@ def minimize_lbfgs(
     objective: Callable[[], Tensor],
     max_iter: int,
     *,
+    gradient: Callable[[], Tensor] | None = None,
     converge_below: float | None = None,
     desc: str = "L-BFGS",
     checkpoint: Path | None = None,
@@ -179,6 +163,8 @@ def minimize_lbfgs(
         params: the parameters to optimise.
         objective: returns the scalar loss at the current parameters.
         max_iter: iteration cap.
+        gradient: returns the same loss having written its gradient to ``params``' ``.grad``; None:
+            autograd differentiates ``objective``.
         converge_below: stop once the objective fell by less than this fraction over the last
             :data:`CONVERGENCE_WINDOW` iterations (see :func:`window_fall`); None: run to the cap
             or torch's own tolerance.
@@ -219,6 +205,8 @@ def minimize_lbfgs(
 
     def closure() -> Tensor:
         opt.zero_grad()
+        if gradient is not None:
+            return gradient()
         loss = objective()
         loss.backward()
         return loss
@@ -267,21 +255,6 @@ def _classifier_objective(model: MNISTNetwork, inputs: Tensor, labels: Tensor,
 
     def objective() -> Tensor:
         return F.cross_entropy(forward(inputs), labels) + weight_decay(model, lambdas, mode)
-
-    return objective
-
-
-def _sparse_autoencoder_objective(model: AutoencoderClassifier, images: Tensor) -> Callable[[], Tensor]:
-    rho, beta, lam = SPARSE_AE.sparsity_target, SPARSE_AE.sparsity_weight, SPARSE_AE.weight_decay
-    flat = images.flatten(1)
-
-    def objective() -> Tensor:
-        codes = torch.sigmoid(model.encoder(flat))
-        recon = torch.sigmoid(model.decoder(codes))
-        rho_hat = codes.mean(0).clamp(1e-6, 1 - 1e-6)
-        kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
-        decay = squared_norm(model.encoder.weight) + squared_norm(model.decoder.weight)
-        return 0.5 * squared_norm(recon - flat, 1).mean() + beta * kl + 0.5 * lam * decay
 
     return objective
 
@@ -356,8 +329,9 @@ def fit(model: MNISTNetwork, spec: NetworkSpec, data: Split, *, lbfgs_iterations
         else:
             assert isinstance(model, AutoencoderClassifier)
             ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
-            ae_log = minimize_lbfgs(model, ae_params, _sparse_autoencoder_objective(model, data.images),
-                                    lbfgs_iterations["autoencoder"], converge_below=converge_below,
+            ae_objective = SparseAutoencoderObjective(model, data.images)
+            ae_log = minimize_lbfgs(model, ae_params, ae_objective, lbfgs_iterations["autoencoder"],
+                                    gradient=ae_objective.value_and_gradient, converge_below=converge_below,
                                     desc=f"{spec.name} autoencoder",
                                     checkpoint=where(checkpoint, "autoencoder"),
                                     handover=where(handover, "autoencoder"))
