@@ -155,3 +155,11 @@ def test_sparse_autoencoder_benchmark_reports_equal_values_and_its_ratios(capsys
     assert out["largest relative gradient difference"] < 1e-5
     assert out["L-BFGS by hand final loss"] == pytest.approx(out["L-BFGS autograd final loss"], rel=1e-4)
     assert "L-BFGS iterations" in capsys.readouterr().out
+
+
+def test_host_allocator_benchmark_times_both_settings_in_fresh_processes_and_finds_equal_results(capsys):
+    bench = load_benchmark("host_allocator")
+    table = bench.main(["--images", "64", "--iterations", "1", "--examples", "4", "--rounds", "1"])
+    assert set(table) == {*bench.CASES, "peak memory (MiB)"}
+    assert all(table[case]["equal"] and table[case]["speed-up"] > 0 for case in bench.CASES)
+    assert "default ÷ tuned" in capsys.readouterr().out

@@ -12,7 +12,8 @@ Three layers, each importing only from the ones below (see the README):
 - :mod:`~intriguing.artifacts`: the cached, profile-keyed results that several chapters share;
 - :mod:`intriguing.chapters`: one module per chapter notebook.
 
-``python -m intriguing`` is the command line (:mod:`intriguing.cli`).
+``python -m intriguing`` is the command line (:mod:`intriguing.cli`). Importing the package makes glibc keep
+freed heap memory for the next tensors (:func:`~intriguing.hardware.keep_freed_heap`).
 
 The names below are the library's entry points; every module's ``__all__`` lists the rest.
 """
@@ -21,6 +22,7 @@ from .artifacts import adversarial_set, attacked_images, min_over_targets, train
 from .attacks import AttackResult, SearchSettings, exact_linear_attack, min_distortion_attack, random_targets
 from .data import load_mnist
 from .evaluate import error_rate, predict
+from .hardware import keep_freed_heap
 from .models import NETWORKS, build_model
 from .paper import compare_with_paper
 from .profiles import PROFILES, Profile, get_profile
@@ -30,3 +32,5 @@ __all__ = ["NETWORKS", "PROFILES", "AttackResult", "Profile", "SearchSettings", 
            "min_distortion_attack", "min_over_targets", "predict", "random_targets", "trained_network"]
 
 __version__ = "0.1.0"
+
+keep_freed_heap()  # glibc keeps freed heap memory: see intriguing.hardware
