@@ -23,6 +23,27 @@ def test_error_rate_of_a_constant_classifier():
     assert table.loc["zero", "all"] == pytest.approx(37.5) and table.loc["zero", "zeros"] == 0
 
 
+class CountsBatches(AlwaysZero):
+    eval_batch_size = 7
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return super().forward(x)
+
+
+def test_predict_takes_the_models_own_batch_size_unless_told():
+    model = CountsBatches()
+    predict(model, torch.rand(16, 1, 28, 28))
+    assert model.sizes == [7, 7, 2]
+    model.sizes.clear()
+    predict(model, torch.rand(16, 1, 28, 28), batch_size=10)
+    assert model.sizes == [10, 6]
+
+
 def test_predict_batches_and_validates():
     assert predict(AlwaysZero(), torch.rand(25, 1, 28, 28), batch_size=4).tolist() == [0] * 25
     with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):

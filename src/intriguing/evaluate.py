@@ -11,17 +11,21 @@ from torch import Tensor, nn
 from .data import Split, check_images
 from .hardware import device
 
-__all__ = ["error_rate", "error_table", "misclassified", "predict"]
+__all__ = ["EVAL_BATCH", "error_rate", "error_table", "misclassified", "predict"]
+
+EVAL_BATCH = 10_000
+"""Images per forward pass of a network that names no batch size of its own."""
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: Tensor, batch_size: int = 10_000, in_box: bool = True) -> Tensor:
+def predict(model: nn.Module, images: Tensor, batch_size: int | None = None, in_box: bool = True) -> Tensor:
     """Predicted labels.
 
     Args:
         model: maps images (B, 1, 28, 28) to logits (B, 10).
         images: (N, 1, 28, 28) in [0, 1].
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (None: the model's ``eval_batch_size`` if it has one, else
+            :data:`EVAL_BATCH`).
         in_box: require pixels in [0, 1]; pass False for images deliberately outside the box,
             such as the paper's unclipped Gaussian-noise controls.
 
@@ -29,6 +33,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 10_000, in_box: 
         (N,) int64 labels, on the CPU.
     """
     check_images(images, in_box=in_box)
+    batch_size = batch_size or getattr(model, "eval_batch_size", EVAL_BATCH)
     dev = device()
     was_training = model.training
     model.eval().to(dev)

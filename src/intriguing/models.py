@@ -144,6 +144,11 @@ class AutoencoderClassifier(MNISTNetwork):
 class ConvNet(MNISTNetwork):
     """One convolution, max pooling, a fully connected layer, dropout and a softmax layer."""
 
+    eval_batch_size = 500
+    """Images per forward pass when evaluated (:func:`intriguing.evaluate.predict`): its convolution's output is
+    74 KB per image, 737 MB for 10,000. The 10,000 test images in one process took 3.35 s in batches of 10,000 against
+    0.69 s in batches of 500, with the same logits bit for bit (2 CPU cores, 2026-12-05)."""
+
     def __init__(self, n_filters: int, n_hidden: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, n_filters, kernel_size=5)
