@@ -136,13 +136,17 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         train_subset=10_000,
-        lbfgs_iterations={"softmax": 100, "mlp": 150, "autoencoder": 60, "ae_softmax": 100},
+        lbfgs_iterations={"softmax": 100, "mlp": 80, "autoencoder": 40, "ae_softmax": 100},
+        # caps 80 and 40 (were 150 and 60) and peers on 100 images (were 200; C&W takes 88 s per 1,000), 2026-12-05,
+        # cold smoke builds of the same code: caps 100 and 60 187.3 s, caps 80 and 40 177.7 s, every value within
+        # tolerance; test errors at 150/60 (d8e7d31), 100/60 and 80/40: N100-100-10 4.03, 4.72, 5.19 %; AE400-10 4.99,
+        # 5.05, 5.38 %; M2 5.22, 5.64, 6.12 % (the largest gap to the paper, 4.0 pp of the 6 allowed)
         converge_below=0.05,
         cap_comparison=("softmax1", "N100-100-10"),
         conv_epochs=2,
         attack_examples=500,
         min_target_examples=100,
-        peer_examples=200,
+        peer_examples=100,
         scipy_examples=20,
         error_tolerance_pp=6.0,
         distortion_tolerance=0.5,
