@@ -3,7 +3,7 @@
 Three layers, each importing only from the ones below (see the README):
 
 - primitives, which know nothing of the book: :mod:`~intriguing.data`, :mod:`~intriguing.models`,
-  :mod:`~intriguing.train`, :mod:`~intriguing.lbfgs_box`, :mod:`~intriguing.attacks`,
+  :mod:`~intriguing.train`, :mod:`~intriguing.sparse_autoencoder`, :mod:`~intriguing.lbfgs_box`, :mod:`~intriguing.attacks`,
   :mod:`~intriguing.adversarial_training`, :mod:`~intriguing.evaluate`, :mod:`~intriguing.transfer`,
   :mod:`~intriguing.units`, :mod:`~intriguing.spectral`, :mod:`~intriguing.imagenet`,
   :mod:`~intriguing.peers`, :mod:`~intriguing.cache`, :mod:`~intriguing.hardware`,

@@ -36,7 +36,7 @@ class NetworkSpec:
         family: ``"softmax"``, ``"mlp"``, ``"autoencoder"`` or ``"conv"``.
         hidden: hidden-layer widths.
         weight_decay: λ for each weight layer, input side first (for the autoencoder: its
-            softmax layer only; the autoencoder's own settings live in ``intriguing.train``).
+            softmax layer only; the autoencoder's own settings live in ``intriguing.sparse_autoencoder``).
         train_set: ``"train"`` (all 60,000), ``"P1"`` or ``"P2"``.
         seed: seeds the initial weights.
     """
