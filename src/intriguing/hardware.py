@@ -8,13 +8,17 @@ On the host, glibc's ``malloc`` gives the free top of its heap back to the kerne
 mmap threshold is free (a few MiB), so a process that keeps making and freeing tensors of a few MiB, as the
 minimum-distortion search does (1,000 MNIST images are 3 MB), has the kernel fault in and zero its memory
 page by page again and again: the search's free-coordinate mask of one batch (eight element-wise operations)
-took 2.4-6.2 ms under glibc's own setting against 0.49-0.62 ms under this one (2 CPU cores, 2026-12-05). :func:`keep_freed_heap`,
-called when :mod:`intriguing` is imported, keeps up to :data:`TRIM_BYTES` of free heap instead, and fixes the
-mmap threshold at 32 MiB, the largest value glibc's own adjustment reaches, so that a tensor of 32 MiB or more
-still gets its own mapping and is given back when freed: the heap holds no block larger than 32 MiB, which
-keeps it from fragmenting around large freed blocks (with both thresholds at 2 GiB the networks chapter's
-process grew to 14.5 GB). It changes no arithmetic. ``benchmarks/host_allocator.py`` measures both settings.
-Set ``$INTRIGUING_HOST_ALLOCATOR=default`` before importing :mod:`intriguing` to keep glibc's own behaviour.
+took 2.4-6.2 ms under glibc's own setting against 0.49-0.62 ms under this one (2 CPU cores, 2026-12-05).
+
+:func:`keep_freed_heap`, called when :mod:`intriguing` is imported, keeps up to :data:`TRIM_BYTES` of free
+heap instead, and fixes the mmap threshold at 32 MiB, the largest value glibc's own adjustment reaches, so
+that the heap grows only for blocks under 32 MiB: a larger tensor takes free heap where there is room for it,
+else a mapping of its own that is given back when freed. With both thresholds at 2 GiB instead, the heap grew
+around large freed blocks (the networks chapter's process reached 14.5 GB); with these, the cold full build's
+largest process peaked at 3.9 GB (4.4 GB in the build before, with glibc's own setting and an autoencoder that
+made its large tensors afresh). It changes no arithmetic; ``benchmarks/host_allocator.py`` measures both
+settings. Set ``$INTRIGUING_HOST_ALLOCATOR=default`` before importing :mod:`intriguing` to keep glibc's own
+behaviour.
 """
 
 from __future__ import annotations
