@@ -164,10 +164,10 @@ PROFILES: dict[str, Profile] = {
         adversarial_layer_seeds=1,
         adversarial_distortion_examples=100,
         replicates=dict.fromkeys(REPLICATED, 2),
-        # measured: 2 min 57 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, the
-        # code of commit 05c6e2c); 3 min 54 s earlier that day (commit d8e7d31, caps 150 and 60); 4 min 37 s (commit
-        # de6517e, MNIST decoded in every kernel); 2 min 51 s on 2026-11-30 (older code, another AVX-512 machine);
-        # 5 min 36 s on 2026-11-23's AVX2 machine
+        # measured: 3 min 18 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
+        # 9d41178), 2 min 57 s for the same code 1.5 hours earlier; 3 min 54 s earlier that day (commit d8e7d31, caps
+        # 150 and 60); 4 min 37 s (commit de6517e, MNIST decoded in every kernel); 2 min 51 s on 2026-11-30 (older
+        # code, another AVX-512 machine); 5 min 36 s on 2026-11-23's AVX2 machine
         expected_minutes=3,
     ),
     "full": Profile(
