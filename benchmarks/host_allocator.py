@@ -43,9 +43,11 @@ from intriguing.train import fit
 
 SETTINGS = ("default", "tuned")
 CASES = ("search, N100-100-10", "AE400-10 L-BFGS", "N200-200-10 L-BFGS")
-"""In the order a worker runs them: the search first, before any freed block of 32 MiB or more has raised glibc's own
-thresholds (it raises its mmap threshold to the size of a freed mapped block, up to 32 MiB, and its trim threshold
-to twice that, so a process that trained a network first searches as fast under either setting)."""
+"""In the order a worker runs them: the search first, before the full-batch trainings free blocks of 32 MiB or more,
+which raise glibc's own thresholds (its mmap threshold to the size of a freed mapped block, up to 32 MiB, its trim
+threshold to twice that), so that a process that trained such a network first searches as fast under either setting.
+The untimed training of the attacked network before the search frees blocks of up to ``--images`` x 100 floats
+(24 MB for 60,000), which already raises them part of the way."""
 
 
 def _digest(tensors: Iterable[torch.Tensor]) -> str:
@@ -67,19 +69,17 @@ def measure(images: int, iterations: int, examples: int) -> dict[str, dict[str, 
     train = load_mnist("train").subset(slice(0, images))
     test = load_mnist("test").subset(slice(0, examples))
 
-    def trained(name: str, caps: dict[str, int]) -> Callable[[], Iterable[torch.Tensor]]:
-        def work() -> Iterable[torch.Tensor]:
-            spec = get_spec(name)
-            torch.manual_seed(spec.seed)
-            model = build_model(spec)
-            fit(model, spec, train, lbfgs_iterations=caps, conv_epochs=1)
-            return list(model.parameters())
-        return work
+    def fitted(name: str, caps: dict[str, int]) -> torch.nn.Module:
+        spec = get_spec(name)
+        torch.manual_seed(spec.seed)
+        model = build_model(spec)
+        fit(model, spec, train, lbfgs_iterations=caps, conv_epochs=1)
+        return model
 
-    spec = get_spec("N100-100-10")
-    torch.manual_seed(spec.seed)
-    attacked = build_model(spec)
-    fit(attacked, spec, train, lbfgs_iterations={"mlp": 50}, conv_epochs=1)
+    def trained(name: str, caps: dict[str, int]) -> Callable[[], Iterable[torch.Tensor]]:
+        return lambda: list(fitted(name, caps).parameters())
+
+    attacked = fitted("N100-100-10", {"mlp": 50})
 
     def searched() -> Iterable[torch.Tensor]:
         model = attacked.eval()

@@ -33,7 +33,8 @@ def predict(model: nn.Module, images: Tensor, batch_size: int | None = None, in_
         (N,) int64 labels, on the CPU.
     """
     check_images(images, in_box=in_box)
-    batch_size = batch_size or getattr(model, "eval_batch_size", EVAL_BATCH)
+    if batch_size is None:
+        batch_size = getattr(model, "eval_batch_size", EVAL_BATCH)
     dev = device()
     was_training = model.training
     model.eval().to(dev)

@@ -111,18 +111,22 @@ class SparseAutoencoderObjective:
         r = torch.addmm(dec.bias, a, dec.weight.t(), out=self._recon).sigmoid_()
         d = torch.sub(r, x, out=self._recon_grad)
         reconstruction = 0.5 * _squared_norm(d) / x.shape[0]
-        rho = s.sparsity_target
-        self._rho_hat = a.mean(0)
-        clamped = self._rho_hat.clamp(_CLAMP, 1 - _CLAMP)
-        kl = (rho * torch.log(rho / clamped) + (1 - rho) * torch.log((1 - rho) / (1 - clamped))).sum()
         decay = _squared_norm(enc.weight) + _squared_norm(dec.weight)
-        return reconstruction + s.sparsity_weight * kl + 0.5 * s.weight_decay * decay
+        sparsity = _sparsity_penalty(torch.mean(a, 0, out=self._rho_hat))
+        return reconstruction + sparsity + 0.5 * s.weight_decay * decay
 
 
 def _squared_norm(m: Tensor) -> Tensor:
     """Σ m² of a matrix without a temporary its size, summed row by row: one ``vector_norm`` over all of a
     (60,000 x 784) float32 matrix was off by 0.6 % (a float64 sum as the reference), the rows' norms by 2e-8."""
     return torch.linalg.vector_norm(m, dim=1).square().sum()
+
+
+def _sparsity_penalty(rho_hat: Tensor) -> Tensor:
+    """β Σ_j KL(ρ ‖ ρ̂_j) of the codes' mean activations (K,), clamped to [_CLAMP, 1 − _CLAMP]."""
+    rho, clamped = SPARSE_AE.sparsity_target, rho_hat.clamp(_CLAMP, 1 - _CLAMP)
+    kl = (rho * torch.log(rho / clamped) + (1 - rho) * torch.log((1 - rho) / (1 - clamped))).sum()
+    return SPARSE_AE.sparsity_weight * kl
 
 
 def autograd_loss(model: AutoencoderClassifier, images: Tensor) -> Tensor:
@@ -135,11 +139,8 @@ def autograd_loss(model: AutoencoderClassifier, images: Tensor) -> Tensor:
     Returns:
         The loss, a scalar tensor that backpropagates to the encoder and decoder.
     """
-    s, rho = SPARSE_AE, SPARSE_AE.sparsity_target
     flat = images.flatten(1)
     codes = torch.sigmoid(model.encoder(flat))
     recon = torch.sigmoid(model.decoder(codes))
-    rho_hat = codes.mean(0).clamp(_CLAMP, 1 - _CLAMP)
-    kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
     decay = squared_norm(model.encoder.weight) + squared_norm(model.decoder.weight)
-    return 0.5 * squared_norm(recon - flat, 1).mean() + s.sparsity_weight * kl + 0.5 * s.weight_decay * decay
+    return 0.5 * squared_norm(recon - flat, 1).mean() + _sparsity_penalty(codes.mean(0)) + 0.5 * SPARSE_AE.weight_decay * decay
