@@ -11,6 +11,7 @@ from intriguing.attacks import (
     default_batch_size,
     exact_linear_attack,
     min_distortion_attack,
+    next_c,
     random_targets,
     rms_distortion,
 )
@@ -33,6 +34,55 @@ def test_box_lbfgs_examples_do_not_interact():
     together = box_lbfgs(objective, torch.full((6, 20), 0.5), 100)
     alone = box_lbfgs(lambda z, i: objective(z, i + 4), torch.full((1, 20), 0.5), 100)
     assert torch.allclose(together[4], alone[0], atol=1e-5)
+
+
+def _quadratics(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    mats = torch.randn(n, dim, dim, generator=gen, dtype=torch.float64) / 5
+    return mats @ mats.transpose(1, 2) + 0.1 * torch.eye(dim, dtype=torch.float64), torch.randn(n, dim, generator=gen,
+                                                                                                   dtype=torch.float64)
+
+
+def test_restarted_runs_follow_the_same_path_as_separate_runs_from_each_start():
+    # Example i runs 1 + i % 3 times, its weight c on ‖z − anchor‖² tripled before each new run, starting from the
+    # last run's end where its mark (the end's sum above 10) is set and from z0 otherwise: the same points as
+    # separate box_lbfgs calls, one per run, each stopped early (15 iterations) so that the paths are compared.
+    hess, centre = _quadratics(6, 20, seed=2)
+    anchor, z0 = torch.full((6, 20), 0.25, dtype=torch.float64), torch.full((6, 20), 0.5, dtype=torch.float64)
+    runs_wanted = 1 + torch.arange(6) % 3
+
+    def value(z, i, c):
+        return 0.5 * torch.einsum("bi,bij,bj->b", z - centre[i], hess[i], z - centre[i]) + c * (z - anchor[i]).pow(2).sum(1)
+
+    c, runs = torch.ones(6, dtype=torch.float64), torch.zeros(6, dtype=torch.int64)
+
+    def restart(index, z, mark):
+        c[index] *= 3
+        runs[index] += 1
+        return torch.where(mark[:, None], z, z0[index]), runs[index] < runs_wanted[index]
+
+    together = box_lbfgs(lambda z, i: (value(z, i, c[i]), z.sum(1) > 10), z0, 15, memory=3, restart=restart)
+    assert runs.tolist() == runs_wanted.tolist()
+    for i in range(6):
+        z, weight = z0[i:i + 1], 1.0
+        for _ in range(int(runs_wanted[i])):
+            end = box_lbfgs(lambda z, _, w=weight: value(z, torch.tensor([i]), w), z, 15, memory=3)
+            z, weight = (end if end.sum() > 10 else z0[i:i + 1]), 3 * weight
+        assert torch.allclose(together[i], end[0], rtol=0, atol=1e-12), i
+
+
+def test_every_pass_evaluates_every_unfinished_example_once():
+    hess, centre = _quadratics(5, 10, seed=3)
+    evaluations, calls = torch.zeros(5, dtype=torch.int64), []
+
+    def objective(z, i):
+        evaluations[i] += 1
+        calls.append(len(i))
+        return 0.5 * torch.einsum("bi,bij,bj->b", z - centre[i], hess[i], z - centre[i])
+
+    box_lbfgs(objective, torch.full((5, 10), 0.5, dtype=torch.float64), 40, memory=3)
+    assert len(calls) == int(evaluations.max())  # the slowest example is evaluated in every pass
+    assert evaluations.min() < evaluations.max()  # and the others stopped before it
 
 
 @pytest.mark.parametrize("backtracking", BACKTRACKINGS)
@@ -306,18 +356,20 @@ def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_dist
     model = Flat(linear)
     images = torch.rand(8, 1, 28, 28)
     targets = random_targets(model(images).argmax(1), seed=1)
-    searched = []  # examples in each c step
+    c_steps = []  # examples whose run for a c ended, at each end
 
-    def counting_box_lbfgs(objective, z0, *args, **kwargs):
-        searched.append(len(z0))
-        return box_lbfgs(objective, z0, *args, **kwargs)
+    def counting_next_c(hit, *args):
+        c_steps.append(len(hit))
+        return next_c(hit, *args)
 
-    monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
+    monkeypatch.setattr(attacks, "next_c", counting_next_c)
     all_steps = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0), progress=False)
-    assert searched == [8] * 10
-    searched.clear()
+    assert sum(c_steps) == 8 * 10
+    c_steps.clear()
     ended = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0.1), progress=False)
     # Bisecting a bracket of 10 down to 1.1 takes 5 steps after the 2 or 3 (c above 10) that bracket it.
-    assert searched == [8] * 7 + [int((ended.c > 10).sum())]
+    assert sum(c_steps) == 8 * 7 + int((ended.c > 10).sum())
     assert all_steps.success.all() and ended.success.all()
     assert torch.allclose(ended.distortion, all_steps.distortion, rtol=0.05)
+
+
