@@ -5,7 +5,9 @@
 #
 # 1. the CUDA tests (tests/test_cuda.py), and the phase and adversarial-training primitives' tests, on the GPU;
 # 2. the smoke build's chapters, executed on the GPU without rendering HTML (python -m intriguing build --no-html);
-# 3. a timed slice of the full adversarial-training chapter: one stack of 5 networks with pools at every layer
+# 3. the search's calls, operations, host reads and time on 1,000 test images of the smoke N100-100-10 (the book's
+#    search and the pools'; benchmarks/search_overhead.py);
+# 4. a timed slice of the full adversarial-training chapter: one stack of 5 networks with pools at every layer
 #    (1 epoch without pools, 1 with), a stack of 1, the searches together and one network at a time, and the
 #    chapter's time extrapolated from those rates (benchmarks/adversarial_phases.py --chapter).
 # It writes timings/gpu-<device>.json (and copies it and the logs to OUT, default $OUT, when set).
@@ -52,7 +54,8 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 }
 
 step cuda-tests 70 $python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_phases.py tests/test_adversarial_training.py
-step smoke-build 300 $python -m intriguing build --profile smoke --no-html
+step smoke-build 270 $python -m intriguing build --profile smoke --no-html
+step search-overhead 30 $python benchmarks/search_overhead.py --profile smoke --repeats 2 --json "$out/search-overhead.json"
 step chapter-slice 110 $python benchmarks/adversarial_phases.py --profile full --networks 5 --epochs 1 --warm-epochs 1 \
   --compare-stacked --chapter --json "$out/chapter-slice.json"
 
@@ -64,6 +67,7 @@ from pathlib import Path
 
 record, out, started = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 steps = {"cuda-tests": (${status[cuda-tests]}, ${seconds[cuda-tests]}), "smoke-build": (${status[smoke-build]}, ${seconds[smoke-build]}),
+         "search-overhead": (${status[search-overhead]}, ${seconds[search-overhead]}),
          "chapter-slice": (${status[chapter-slice]}, ${seconds[chapter-slice]})}
 found = {"device": "$name", "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.time() - started),
          "steps": {name: {"exit": code, "seconds": s} for name, (code, s) in steps.items()}}
@@ -72,6 +76,9 @@ if smoke.exists() and steps["smoke-build"][0] == 0:
     found["smoke_build"] = json.loads(smoke.read_text())
 log = (out / "smoke-build.log").read_text(errors="replace") if (out / "smoke-build.log").exists() else ""
 found["smoke_chapters_seconds"] = {m[0]: int(m[1]) for m in re.findall(r"=== (\w+) took (\d+) s", log)}
+overhead = out / "search-overhead.json"
+if overhead.exists():
+    found["search_overhead"] = json.loads(overhead.read_text())
 slice_ = out / "chapter-slice.json"
 if slice_.exists():
     found["chapter_slice"] = json.loads(slice_.read_text())
@@ -80,5 +87,5 @@ record.write_text(json.dumps(found, indent=1) + "\n")
 print(f"wrote {record}")
 PY
 failed=0
-for s in cuda-tests smoke-build chapter-slice; do [ "${status[$s]}" = 0 ] || failed=1; done
+for s in cuda-tests smoke-build search-overhead chapter-slice; do [ "${status[$s]}" = 0 ] || failed=1; done
 exit $failed

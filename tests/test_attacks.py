@@ -11,11 +11,10 @@ from intriguing.attacks import (
     default_batch_size,
     exact_linear_attack,
     min_distortion_attack,
-    next_c,
     random_targets,
     rms_distortion,
 )
-from intriguing.lbfgs_box import BACKTRACKINGS, _shrink, box_lbfgs
+from intriguing.lbfgs_box import BACKTRACKINGS, _free_mask, _shrink, box_lbfgs
 
 
 def test_box_lbfgs_solves_a_separable_box_quadratic():
@@ -26,6 +25,21 @@ def test_box_lbfgs_solves_a_separable_box_quadratic():
     assert torch.allclose(z, centre.clamp(0, 1), atol=1e-6)
 
 
+@pytest.mark.parametrize("lower, upper", [(0.0, 1.0), (-1.0, 2.0), (0.0, float("inf"))])
+def test_the_free_mask_holds_exactly_the_coordinates_at_a_bound_whose_gradient_points_out(lower, upper):
+    torch.manual_seed(0)
+    z = lower + torch.rand(50, 40) * 2
+    if upper < float("inf"):
+        z = z.clamp(max=upper)
+        z[:, 10:20] = upper
+    z[:, :10] = lower
+    g = torch.randn(50, 40)
+    g[:, ::7] = 0  # no gradient: free, wherever it sits
+    blocked = ((z == lower) & (g > 0)) | ((z == upper) & (g < 0))
+    assert torch.equal(_free_mask(z, g, lower, upper), (~blocked).float())
+    assert 0 < blocked.float().mean() < 0.5
+
+
 def test_box_lbfgs_examples_do_not_interact():
     torch.manual_seed(1)
     mats = torch.randn(6, 20, 20) / 5
@@ -34,55 +48,6 @@ def test_box_lbfgs_examples_do_not_interact():
     together = box_lbfgs(objective, torch.full((6, 20), 0.5), 100)
     alone = box_lbfgs(lambda z, i: objective(z, i + 4), torch.full((1, 20), 0.5), 100)
     assert torch.allclose(together[4], alone[0], atol=1e-5)
-
-
-def _quadratics(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    mats = torch.randn(n, dim, dim, generator=gen, dtype=torch.float64) / 5
-    return mats @ mats.transpose(1, 2) + 0.1 * torch.eye(dim, dtype=torch.float64), torch.randn(n, dim, generator=gen,
-                                                                                                   dtype=torch.float64)
-
-
-def test_restarted_runs_follow_the_same_path_as_separate_runs_from_each_start():
-    # Example i runs 1 + i % 3 times, its weight c on ‖z − anchor‖² tripled before each new run, starting from the
-    # last run's end where its mark (the end's sum above 10) is set and from z0 otherwise: the same points as
-    # separate box_lbfgs calls, one per run, each stopped early (15 iterations) so that the paths are compared.
-    hess, centre = _quadratics(6, 20, seed=2)
-    anchor, z0 = torch.full((6, 20), 0.25, dtype=torch.float64), torch.full((6, 20), 0.5, dtype=torch.float64)
-    runs_wanted = 1 + torch.arange(6) % 3
-
-    def value(z, i, c):
-        return 0.5 * torch.einsum("bi,bij,bj->b", z - centre[i], hess[i], z - centre[i]) + c * (z - anchor[i]).pow(2).sum(1)
-
-    c, runs = torch.ones(6, dtype=torch.float64), torch.zeros(6, dtype=torch.int64)
-
-    def restart(index, z, mark):
-        c[index] *= 3
-        runs[index] += 1
-        return torch.where(mark[:, None], z, z0[index]), runs[index] < runs_wanted[index]
-
-    together = box_lbfgs(lambda z, i: (value(z, i, c[i]), z.sum(1) > 10), z0, 15, memory=3, restart=restart)
-    assert runs.tolist() == runs_wanted.tolist()
-    for i in range(6):
-        z, weight = z0[i:i + 1], 1.0
-        for _ in range(int(runs_wanted[i])):
-            end = box_lbfgs(lambda z, _, w=weight: value(z, torch.tensor([i]), w), z, 15, memory=3)
-            z, weight = (end if end.sum() > 10 else z0[i:i + 1]), 3 * weight
-        assert torch.allclose(together[i], end[0], rtol=0, atol=1e-12), i
-
-
-def test_every_pass_evaluates_every_unfinished_example_once():
-    hess, centre = _quadratics(5, 10, seed=3)
-    evaluations, calls = torch.zeros(5, dtype=torch.int64), []
-
-    def objective(z, i):
-        evaluations[i] += 1
-        calls.append(len(i))
-        return 0.5 * torch.einsum("bi,bij,bj->b", z - centre[i], hess[i], z - centre[i])
-
-    box_lbfgs(objective, torch.full((5, 10), 0.5, dtype=torch.float64), 40, memory=3)
-    assert len(calls) == int(evaluations.max())  # the slowest example is evaluated in every pass
-    assert evaluations.min() < evaluations.max()  # and the others stopped before it
 
 
 @pytest.mark.parametrize("backtracking", BACKTRACKINGS)
@@ -356,20 +321,18 @@ def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_dist
     model = Flat(linear)
     images = torch.rand(8, 1, 28, 28)
     targets = random_targets(model(images).argmax(1), seed=1)
-    c_steps = []  # examples whose run for a c ended, at each end
+    searched = []  # examples in each c step
 
-    def counting_next_c(hit, *args):
-        c_steps.append(len(hit))
-        return next_c(hit, *args)
+    def counting_box_lbfgs(objective, z0, *args, **kwargs):
+        searched.append(len(z0))
+        return box_lbfgs(objective, z0, *args, **kwargs)
 
-    monkeypatch.setattr(attacks, "next_c", counting_next_c)
+    monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
     all_steps = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0), progress=False)
-    assert sum(c_steps) == 8 * 10
-    c_steps.clear()
+    assert searched == [8] * 10
+    searched.clear()
     ended = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0.1), progress=False)
     # Bisecting a bracket of 10 down to 1.1 takes 5 steps after the 2 or 3 (c above 10) that bracket it.
-    assert sum(c_steps) == 8 * 7 + int((ended.c > 10).sum())
+    assert searched == [8] * 7 + [int((ended.c > 10).sum())]
     assert all_steps.success.all() and ended.success.all()
     assert torch.allclose(ended.distortion, all_steps.distortion, rtol=0.05)
-
-

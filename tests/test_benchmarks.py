@@ -140,6 +140,16 @@ def test_backtracking_benchmark_runs_both_backtrackings_on_the_same_images(tiny,
     assert "÷ first" in capsys.readouterr().out
 
 
+def test_search_overhead_benchmark_counts_calls_operations_and_host_reads(tiny, capsys):
+    bench = load_benchmark("search_overhead")
+    rows = bench.main(["--profile", "tiny", "--examples", "6", "--repeats", "1"])
+    assert [row["search"] for row in rows] == ["book", "pools"]
+    # Each call carries at most the 6 examples; a search's operations and host reads are counted over all its calls.
+    assert all(row["calls"] <= row["points"] <= 6 * row["calls"] for row in rows)
+    assert all(row["operations"] > 10 * row["calls"] and row["host reads"] > row["calls"] for row in rows)
+    assert "host reads" in capsys.readouterr().out
+
+
 def test_squared_norm_benchmark_times_both_forms_and_finds_them_equal(capsys):
     bench = load_benchmark("squared_norm")
     out = bench.main(["--images", "50", "--rows", "7", "--repeats", "1"])

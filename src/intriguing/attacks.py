@@ -317,32 +317,35 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
     c_lo = x.new_zeros(batch)
     c_hi = x.new_full((batch,), float("inf"))
 
-    def objective(z: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    def objective(z: Tensor, index: Tensor) -> Tensor:
         logits = model(z, index)
         originals = x if len(index) == batch else x[index]  # every example: no gather needed
         sq = squared_norm((z - originals).flatten(1), 1)
         with torch.no_grad():  # keep the best successful iterate seen anywhere
-            hit = classified_as(logits, target[index], margin)
-            better = hit & (sq < best_sq[index])
+            better = classified_as(logits, target[index], margin) & (sq < best_sq[index])
             if better.any():
                 best[index[better]] = z[better].detach()
                 best_sq[index[better]] = sq[better].detach()
-        return c[index] * sq + F.cross_entropy(logit_scale * logits, target[index], reduction="none"), hit
+        return c[index] * sq + F.cross_entropy(logit_scale * logits, target[index], reduction="none")
 
-    c_steps_done = torch.zeros(batch, dtype=torch.int64, device=x.device)
+    z = x.clone()
+    searching = torch.ones(batch, dtype=torch.bool, device=x.device)
+    for _ in range(settings.c_steps):
+        rows = searching.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            break
 
-    def next_run(index: Tensor, z_end: Tensor, hit: Tensor) -> tuple[Tensor, Tensor]:
-        """The end of an example's run for its c: the next c, and where its run for it starts."""
-        c[index], c_lo[index], c_hi[index] = next_c(hit, c[index], c_lo[index], c_hi[index])
-        c_steps_done[index] += 1
-        again = c_steps_done[index] < settings.c_steps
+        def rows_objective(zs: Tensor, index: Tensor) -> Tensor:
+            return objective(zs, rows[index])
+
+        z_rows = box_lbfgs(rows_objective, z[rows], settings.max_iter, memory=settings.memory, gtol=settings.tol,
+                           ftol=settings.tol, backtracking=settings.backtracking)
+        with torch.no_grad():
+            hit = classified_as(model(z_rows, rows), target[rows], margin)
+        c[rows], c_lo[rows], c_hi[rows] = next_c(hit, c[rows], c_lo[rows], c_hi[rows])
+        z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best[rows])  # failures restart from the best
         if settings.bracket_tol > 0:
-            again &= ~(c_hi[index] <= c_lo[index] * (1 + settings.bracket_tol))
-        start = torch.where(hit.view(-1, *[1] * (z_end.ndim - 1)), z_end, best[index])  # failures restart from the best
-        return start, again
-
-    box_lbfgs(objective, x, settings.max_iter, memory=settings.memory, gtol=settings.tol, ftol=settings.tol,
-              backtracking=settings.backtracking, restart=next_run)
+            searching &= ~(c_hi <= c_lo * (1 + settings.bracket_tol))
     success = torch.isfinite(best_sq)
     distortion = torch.where(success, (best_sq / x[0].numel()).sqrt(), torch.zeros_like(best_sq))
     return AttackResult(best, success, distortion, c_lo)
