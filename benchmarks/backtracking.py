@@ -4,7 +4,9 @@ For each network and each search (the book's, and the adversarial-training pools
 settings; ``--pool-search C,I`` sets C c steps of I iterations, e.g. the effort the chapter chose), both backtrackings of
 :data:`intriguing.lbfgs_box.BACKTRACKINGS` attack the same test images towards the same random targets, their
 repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each line-search trial is one)
-and the rows they carried, the success rate and the mean distortion of the successes.
+and the rows they carried, the success rate and the mean distortion of the successes; and, from one more untimed
+run under torch's profiler, the search's tensor operations (each a kernel launch on a GPU) and host reads (scalar
+reads and ``nonzero``, each a synchronisation on a GPU): on a GPU, for MNIST-sized batches, the time follows those.
 
 Usage: python benchmarks/backtracking.py [--profile smoke|full] [--examples 1000] [--networks N100-100-10,N200-200-10]
                                          [--pool-search C,I] [--repeats 3] [--json OUT]
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from intriguing.artifacts import trained_network
 from intriguing.attacks import min_distortion_attack, random_targets
@@ -27,22 +30,25 @@ from intriguing.data import load_mnist
 from intriguing.lbfgs_box import BACKTRACKINGS
 from intriguing.profiles import get_profile
 
+HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero")
+"""The operations that read a device's result on the host: ``.item()``/``bool()``/``int()`` and ``nonzero``."""
+
 
 def measure(profile_name: str | None, examples: int, networks: list[str], repeats: int,
             pool_effort: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """One row per network, search and backtracking: ``seconds`` (best of ``repeats``), ``calls``, ``rows``,
-    ``success`` (fraction) and ``distortion`` (mean RMS over the successes)."""
-    profile = get_profile(profile_name)
+    ``success`` (fraction), ``distortion`` (mean RMS over the successes), ``operations`` and ``host reads``."""
+    chosen = get_profile(profile_name)
     test = load_mnist("test")
     images, labels = test.images[:examples], test.labels[:examples]
     targets = random_targets(labels, seed=0)
-    pools = profile.adversarial_training.search
+    pools = chosen.adversarial_training.search
     if pool_effort is not None:
         pools = replace(pools, c_steps=pool_effort[0], max_iter=pool_effort[1])
-    searches = {"book": profile.search, "pools": pools}
+    searches = {"book": chosen.search, "pools": pools}
     rows = []
     for name in networks:
-        model = trained_network(name, profile).model
+        model = trained_network(name, chosen).model
         counted = [0, 0]
 
         def count(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -66,6 +72,13 @@ def measure(profile_name: str | None, examples: int, networks: list[str], repeat
                         row.update(seconds=min(row["seconds"], seconds), calls=counted[0], rows=counted[1],
                                    success=result.success.double().mean().item(),
                                    distortion=result.distortion[result.success].mean().item())
+                for backtracking, row in found.items():
+                    settings = replace(base, backtracking=backtracking)
+                    with profile(activities=[ProfilerActivity.CPU]) as prof:
+                        min_distortion_attack(model, images, targets, labels=labels, settings=settings, progress=False)
+                    ops = {event.key: event.count for event in prof.key_averages()}
+                    row.update(operations=sum(n for key, n in ops.items() if key.startswith("aten::")),
+                               host_reads=sum(ops.get(key, 0) for key in HOST_READS))
                 rows += found.values()
         finally:
             hook.remove()
@@ -88,13 +101,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    (effort[0], effort[1]) if effort else None)
     print(f"{args.examples} test images, random targets, {torch.get_num_threads()} threads; best of {args.repeats}")
     print(f"{'network':12s} {'search':6s} {'backtracking':13s} {'seconds':>8s} {'calls':>6s} {'rows':>7s} "
-          f"{'success':>8s} {'distortion':>10s} {'÷ first':>10s}")
+          f"{'success':>8s} {'distortion':>10s} {'÷ first':>10s} {'operations':>10s} {'host reads':>10s}")
     first = {}
     for row in rows:
         key = (row["network"], row["search"])
         first.setdefault(key, row["seconds"])
         print(f"{row['network']:12s} {row['search']:6s} {row['backtracking']:13s} {row['seconds']:8.3f} {row['calls']:6d} "
-              f"{row['rows']:7d} {row['success']:8.4f} {row['distortion']:10.5f} {row['seconds'] / first[key]:10.2f}")
+              f"{row['rows']:7d} {row['success']:8.4f} {row['distortion']:10.5f} {row['seconds'] / first[key]:10.2f} "
+              f"{row['operations']:10d} {row['host_reads']:10d}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return rows
