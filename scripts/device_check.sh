@@ -6,7 +6,7 @@
 # 1. the CUDA tests (tests/test_cuda.py), and the phase and adversarial-training primitives' tests, on the GPU;
 # 2. the smoke build's chapters, executed on the GPU without rendering HTML (python -m intriguing build --no-html);
 # 3. the search's calls, operations, host reads and time on 1,000 test images of the smoke N100-100-10 (the book's
-#    search and the pools', each backtracking; benchmarks/backtracking.py);
+#    search and the pools', each backtracking; benchmarks/search_variants.py);
 # 4. a timed slice of the full adversarial-training chapter: one stack of 5 networks with pools at every layer
 #    (1 epoch without pools, 1 with), a stack of 1, the searches together and one network at a time, and the
 #    chapter's time extrapolated from those rates (benchmarks/adversarial_phases.py --chapter).
@@ -55,7 +55,7 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 
 step cuda-tests 70 $python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_phases.py tests/test_adversarial_training.py
 step smoke-build 260 $python -m intriguing build --profile smoke --no-html
-step search-overhead 40 $python benchmarks/backtracking.py --profile smoke --networks N100-100-10 --repeats 1 \
+step search-overhead 40 $python benchmarks/search_variants.py --profile smoke --networks N100-100-10 --repeats 1 \
   --json "$out/search-overhead.json"
 step chapter-slice 110 $python benchmarks/adversarial_phases.py --profile full --networks 5 --epochs 1 --warm-epochs 1 \
   --compare-stacked --chapter --json "$out/chapter-slice.json"

@@ -1,3 +1,6 @@
+import math
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -6,6 +9,7 @@ from intriguing import attacks
 from intriguing.attacks import (
     CPU_BATCH,
     GPU_BATCH,
+    CSearch,
     SearchSettings,
     classified_as,
     default_batch_size,
@@ -297,6 +301,7 @@ def test_an_empty_batch_gives_an_empty_result():
     ("tol", "0.1", "tol must be a number"),
     ("network_precision", "float16", "network_precision must be one of"),
     ("backtracking", "cubic", "backtracking must be one of"),
+    ("c_update", "secant", "c_update must be one of"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -306,7 +311,8 @@ def test_search_settings_reject_bad_values(field, value, message):
 def test_search_settings_key_names_every_setting():
     assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
                                       "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64",
-                                      "backtracking": "interpolated"}
+                                      "backtracking": "interpolated", "c_update": "illinois"}
+    assert "c_update" not in SearchSettings(c_update="bisection").key()  # the search as it was before the field
     assert "backtracking" not in SearchSettings(backtracking="halving").key()  # the search as it was before the field
     assert "network_precision" not in SearchSettings(network_precision="float32").key()  # the search as it was before the field
     assert SearchSettings(logit_scale=10).key()["logit_scale"] == 10
@@ -328,11 +334,88 @@ def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_dist
         return box_lbfgs(objective, z0, *args, **kwargs)
 
     monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
-    all_steps = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0), progress=False)
+    bisection = SearchSettings(c_update="bisection")
+    all_steps = min_distortion_attack(model, images, targets, settings=replace(bisection, bracket_tol=0), progress=False)
     assert searched == [8] * 10
     searched.clear()
-    ended = min_distortion_attack(model, images, targets, settings=SearchSettings(bracket_tol=0.1), progress=False)
+    ended = min_distortion_attack(model, images, targets, settings=replace(bisection, bracket_tol=0.1), progress=False)
     # Bisecting a bracket of 10 down to 1.1 takes 5 steps after the 2 or 3 (c above 10) that bracket it.
     assert searched == [8] * 7 + [int((ended.c > 10).sum())]
     assert all_steps.success.all() and ended.success.all()
     assert torch.allclose(ended.distortion, all_steps.distortion, rtol=0.05)
+
+
+def _steps_to_bracket(c_update: str, log_root: float, bend: float = 0.0, bracket_tol: float = 0.02) -> tuple[int, CSearch]:
+    """c steps a :class:`CSearch` of one example takes until its bracket is within ``bracket_tol``, the gap a known
+    function of log c: a line through 0 at ``log_root`` (bent into a curve by ``bend``)."""
+    search = CSearch.start(1.0, torch.zeros(1, dtype=torch.float64))
+    for step in range(1, 40):
+        u = search.c.log() - log_root
+        gap = -u - bend * u * u.abs()
+        search.step(torch.zeros(1, dtype=torch.int64), gap >= 0, gap, c_update=c_update, bracket_tol=bracket_tol)
+        if search.bracketed(bracket_tol).all():
+            return step, search
+    raise AssertionError("the bracket never closed")
+
+
+def test_the_illinois_c_update_closes_the_bracket_in_fewer_steps_than_bisection():
+    # A gap linear in log c: regula falsi lands on its root in the first step inside the bracket [1, 10], and
+    # the next step, kept off that end by 0.6 of the tolerance (or a hundredth of the bracket), closes it.
+    steps, search = _steps_to_bracket("illinois", math.log(3.0))
+    assert steps == 4
+    assert search.lo.item() == pytest.approx(3.0) and 3.0 < search.hi.item() <= 1.02 * 3.0
+    bisection_steps, bisection = _steps_to_bracket("bisection", math.log(3.0))
+    assert bisection_steps == 9  # c = 1, 10, then 7 halvings of log 10 down to log 1.02
+    assert bisection.lo.item() <= 3.0 <= bisection.hi.item() <= 1.02 * bisection.lo.item()
+    # A bent gap: the secant misses, and the Illinois halving still closes the bracket in fewer steps.
+    bent_steps, bent = _steps_to_bracket("illinois", math.log(3.0), bend=3.0)
+    assert bent_steps < bisection_steps and bent.lo.item() <= 3.0 <= bent.hi.item()
+
+
+def test_bisection_tries_the_geometric_mean_of_the_bracket():
+    search = CSearch.start(1.0, torch.zeros(3))
+    rows = torch.arange(3)
+    search.step(rows, torch.tensor([True, False, True]), torch.tensor([1.0, -1.0, 1.0]), c_update="bisection", bracket_tol=0.02)
+    assert search.c.tolist() == pytest.approx([10.0, 0.1, 10.0])
+    search.step(rows, torch.tensor([False, True, True]), torch.tensor([-1.0, 1.0, 1.0]), c_update="bisection", bracket_tol=0.02)
+    assert search.c.tolist() == pytest.approx([10 ** 0.5, 0.1 ** 0.5, 100.0])
+    assert search.lo.tolist() == pytest.approx([1.0, 0.1, 10.0]) and search.hi[:2].tolist() == pytest.approx([10.0, 1.0])
+
+
+def test_the_illinois_halves_the_gap_of_the_end_that_stays_and_keeps_its_trials_off_the_ends():
+    search = CSearch.start(1.0, torch.zeros(1, dtype=torch.float64))
+    one = torch.zeros(1, dtype=torch.int64)
+    step = lambda gap: search.step(one, torch.tensor([gap >= 0]), torch.tensor([gap], dtype=torch.float64),
+                                   c_update="illinois", bracket_tol=0.02)
+    step(1.0)  # c = 1 succeeds
+    step(-9.0)  # c = 10 fails: the line crosses 0 a tenth of the way in log c
+    assert search.c.item() == pytest.approx(10 ** 0.1)
+    step(0.5)  # lo moves
+    assert search.gap_hi.item() == -9.0
+    step(0.25)  # lo moves again: hi's gap is halved
+    assert search.gap_hi.item() == -4.5 and search.side.item() == 1
+    log_lo, log_hi = search.lo.log().item(), search.hi.log().item()
+    assert log_lo + 0.6 * math.log1p(0.02) - 1e-12 <= search.c.log().item() <= log_hi - 0.6 * math.log1p(0.02) + 1e-12
+
+
+def test_the_default_c_update_searches_fewer_steps_at_no_larger_distortion(monkeypatch):
+    torch.manual_seed(0)
+    linear = nn.Linear(784, 10)
+    with torch.no_grad():
+        linear.weight.mul_(30)  # logits as sharp as a trained model's: every c search brackets
+    model = Flat(linear)
+    images = torch.rand(16, 1, 28, 28)
+    targets = random_targets(model(images).argmax(1), seed=1)
+    searched = []  # examples in each c step
+
+    def counting_box_lbfgs(objective, z0, *args, **kwargs):
+        searched.append(len(z0))
+        return box_lbfgs(objective, z0, *args, **kwargs)
+
+    monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
+    bisection = min_distortion_attack(model, images, targets, settings=SearchSettings(c_update="bisection"), progress=False)
+    bisection_steps, searched[:] = sum(searched), []
+    illinois = min_distortion_attack(model, images, targets, settings=SearchSettings(), progress=False)
+    assert sum(searched) < 0.9 * bisection_steps  # 130 against 153
+    assert illinois.success.all() and bisection.success.all()
+    assert illinois.distortion.mean() <= 1.001 * bisection.distortion.mean()

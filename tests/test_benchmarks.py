@@ -130,12 +130,14 @@ def test_full_batch_rates_counts_each_stages_flops_by_hand(tiny, tmp_path, capsy
 
 
 
-def test_backtracking_benchmark_runs_both_backtrackings_on_the_same_images(tiny, capsys):
-    bench = load_benchmark("backtracking")
-    rows = bench.main(["--profile", "tiny", "--examples", "6", "--networks", "N100-100-10", "--repeats", "1",
-                       "--pool-search", "1,3"])
-    assert {(row["search"], row["backtracking"]) for row in rows} == {
-        (search, backtracking) for search in ("book", "pools") for backtracking in ("interpolated", "halving")}
+@pytest.mark.parametrize("setting, choices", [("backtracking", ("interpolated", "halving")),
+                                              ("c_update", ("illinois", "bisection"))])
+def test_the_search_variants_benchmark_runs_every_choice_on_the_same_images(tiny, capsys, setting, choices):
+    bench = load_benchmark("search_variants")
+    rows = bench.main(["--setting", setting, "--profile", "tiny", "--examples", "6", "--networks", "N100-100-10",
+                       "--repeats", "1", "--pool-search", "1,3"])
+    assert {(row["search"], row[setting]) for row in rows} == {
+        (search, choice) for search in ("book", "pools") for choice in choices}
     assert all(row["calls"] > 0 and row["rows"] >= row["calls"] and 0 <= row["success"] <= 1 for row in rows)
     # Each call carries at most the 6 examples; a search's operations and host reads are counted over all its calls.
     assert all(row["rows"] <= 6 * row["calls"] for row in rows)

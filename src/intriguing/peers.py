@@ -23,12 +23,13 @@ from tqdm.auto import tqdm
 from . import cache
 from .attacks import (
     AttackResult,
+    CSearch,
     SearchSettings,
     check_targets,
     classified_as,
     min_distortion_attack,
-    next_c,
     rms_distortion,
+    target_lead,
 )
 
 __all__ = ["FOOLBOX_ATTACKS", "OURS", "SCIPY", "compare_attacks", "foolbox_attack", "scipy_lbfgs_attack"]
@@ -76,8 +77,9 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
                        settings: SearchSettings = SearchSettings(), progress: bool = True) -> AttackResult:
     """§4.1's search one example at a time with scipy's L-BFGS-B: the reference design.
 
-    Arguments are those of :func:`intriguing.attacks.min_distortion_attack`; the c schedule and
-    the best-iterate rule are the same, so the two differ only in the solver and in batching.
+    Arguments are those of :func:`intriguing.attacks.min_distortion_attack`; the c schedule (its
+    :class:`~intriguing.attacks.CSearch`) and the best-iterate rule are the same, so the two differ only in the
+    solver and in batching. ``settings.warm_restarts`` does not apply: scipy's L-BFGS-B starts each c afresh.
     ``settings.tol`` maps to scipy's own tests: ``factr = tol / machine epsilon`` and ``pgtol = tol``.
     The paper's objective only: ``settings.logit_scale`` must be 1.
     """
@@ -94,13 +96,13 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
         x = images[i:i + 1].double()
         target = targets[i:i + 1]
         best = {"sq": np.inf, "z": x.numpy().ravel().copy()}
-        c, c_lo, c_hi = torch.tensor([c_init]), torch.tensor([0.0]), torch.tensor([np.inf])
+        search = CSearch.start(c_init, torch.zeros(1))
 
         def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
             z = torch.from_numpy(v).view_as(x).float().requires_grad_(True)
             logits = model(z)
             sq = (z.double() - x).pow(2).sum()
-            loss = c.item() * sq + F.cross_entropy(logits.double(), target)
+            loss = search.c.item() * sq + F.cross_entropy(logits.double(), target)
             (grad,) = torch.autograd.grad(loss, z)
             if classified_as(logits.detach(), target, margin).item() and sq.item() < best["sq"]:
                 best["sq"], best["z"] = sq.item(), v.copy()
@@ -111,11 +113,13 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
             v, _, _ = fmin_l_bfgs_b(objective, start, bounds=[(0.0, 1.0)] * n_pixels, m=memory, maxiter=max_iter,
                                     factr=tol / np.finfo(float).eps, pgtol=tol)
             with torch.no_grad():
-                hit = classified_as(model(torch.from_numpy(v).view_as(x).float()), target, margin).item()
-            c, c_lo, c_hi = next_c(torch.tensor([hit]), c, c_lo, c_hi)
-            start = v if hit else best["z"]
+                lead = target_lead(model(torch.from_numpy(v).view_as(x).float()), target)
+            hit = lead >= margin
+            search.step(torch.zeros(1, dtype=torch.int64), hit, lead - margin, c_update=settings.c_update,
+                        bracket_tol=settings.bracket_tol)
+            start = v if hit.item() else best["z"]
         out[i] = torch.from_numpy(best["z"]).view_as(x[0]).float()
-        success[i], cs[i] = bool(np.isfinite(best["sq"])), c_lo.item()
+        success[i], cs[i] = bool(np.isfinite(best["sq"])), search.lo.item()
     distortion = torch.where(success, rms_distortion(out, images), torch.zeros(len(images)))
     return AttackResult(out, success, distortion, cs)
 

@@ -188,13 +188,15 @@ READINGS_NETWORK = "softmax1"
 measured against the exact optimum above."""
 BOOKS_SEARCH = "the book's"
 SEARCH_READINGS: dict[str, dict[str, Any]] = {
-    "c by factors of 10 only (no bisection)": {"bracket_tol": 9.0},
+    "c bisected in its bracket (the search before 2026-12-06)": {"c_update": "bisection"},
+    "c by factors of 10 only (nothing tried inside the bracket)": {"bracket_tol": 9.0},
     "3 c steps": {"c_steps": 3},
     "10 L-BFGS iterations per c": {"max_iter": 10},
     "3 L-BFGS iterations per c": {"max_iter": 3},
 }
-"""Readings of the search that §4.1 leaves open, each one change to the profile's search: a c search that
-stops once a success and a failure are a factor 10 apart, fewer c steps, fewer iterations per c."""
+"""Readings of the search that §4.1 leaves open, each one change to the profile's search: c bisected inside its
+bracket, a c search that stops once a success and a failure are a factor 10 apart, fewer c steps, fewer iterations
+per c."""
 
 
 def distortion_readings(profile: Profile | str | None = None) -> pd.DataFrame:

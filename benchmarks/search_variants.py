@@ -1,15 +1,18 @@
-"""The search's line search: a failed step halved against a failed step interpolated, measured in one run.
+"""The search's variants, measured in one run: each choice of one of its settings against the others.
 
-For each network and each search (the book's, and the adversarial-training pools', by default at the profile's
-settings; ``--pool-search C,I`` sets C c steps of I iterations, e.g. the effort the chapter chose), both backtrackings of
-:data:`intriguing.lbfgs_box.BACKTRACKINGS` attack the same test images towards the same random targets, their
+``--setting`` names the setting (:data:`VARIANTS`): ``backtracking``, how the line search shrinks a failed step
+(:data:`intriguing.lbfgs_box.BACKTRACKINGS`), or ``c_update``, how c moves inside its bracket
+(:data:`intriguing.attacks.C_UPDATES`). For each network and each search (the book's, and the adversarial-training
+pools', by default at the profile's settings; ``--pool-search C,I`` sets C c steps of I iterations, e.g. the effort
+the chapter chose), every choice attacks the same test images towards the same random targets, their
 repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each line-search trial is one)
 and the rows they carried, the success rate and the mean distortion of the successes; and, from one more untimed
 run under torch's profiler, the search's tensor operations (each a kernel launch on a GPU) and host reads (scalar
 reads and ``nonzero``, each a synchronisation on a GPU): on a GPU, for MNIST-sized batches, the time follows those.
 
-Usage: python benchmarks/backtracking.py [--profile smoke|full] [--examples 1000] [--networks N100-100-10,N200-200-10]
-                                         [--pool-search C,I] [--repeats 3] [--json OUT]
+Usage: python benchmarks/search_variants.py [--setting backtracking|c_update] [--profile smoke|full] [--examples 1000]
+                                           [--networks N100-100-10,N200-200-10] [--pool-search C,I] [--repeats 3]
+                                           [--json OUT]
 """
 
 from __future__ import annotations
@@ -25,19 +28,24 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from intriguing.artifacts import trained_network
-from intriguing.attacks import min_distortion_attack, random_targets
+from intriguing.attacks import C_UPDATES, min_distortion_attack, random_targets
 from intriguing.data import load_mnist
 from intriguing.lbfgs_box import BACKTRACKINGS
 from intriguing.profiles import get_profile
 
+VARIANTS = {"backtracking": BACKTRACKINGS, "c_update": C_UPDATES}
+"""The settings compared, each with its choices (the default first)."""
 HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero")
 """The operations that read a device's result on the host: ``.item()``/``bool()``/``int()`` and ``nonzero``."""
 
 
 def measure(profile_name: str | None, examples: int, networks: list[str], repeats: int,
-            pool_effort: tuple[int, int] | None = None) -> list[dict[str, Any]]:
-    """One row per network, search and backtracking: ``seconds`` (best of ``repeats``), ``calls``, ``rows``,
-    ``success`` (fraction), ``distortion`` (mean RMS over the successes), ``operations`` and ``host reads``."""
+            pool_effort: tuple[int, int] | None = None, setting: str = "backtracking") -> list[dict[str, Any]]:
+    """One row per network, search and choice of ``setting`` (a key of :data:`VARIANTS`): ``seconds`` (best of
+    ``repeats``), ``calls``, ``rows``, ``success`` (fraction), ``distortion`` (mean RMS over the successes),
+    ``operations`` and ``host reads``."""
+    if setting not in VARIANTS:
+        raise ValueError(f"unknown setting {setting!r}; choose one of {sorted(VARIANTS)}")
     chosen = get_profile(profile_name)
     test = load_mnist("test")
     images, labels = test.images[:examples], test.labels[:examples]
@@ -60,20 +68,20 @@ def measure(profile_name: str | None, examples: int, networks: list[str], repeat
             for search, base in searches.items():
                 found: dict[str, dict[str, Any]] = {}
                 for _ in range(repeats):
-                    for backtracking in BACKTRACKINGS:
-                        settings = replace(base, backtracking=backtracking)
+                    for choice in VARIANTS[setting]:
+                        settings = replace(base, **{setting: choice})
                         counted[:] = [0, 0]
                         start = time.perf_counter()
                         result = min_distortion_attack(model, images, targets, labels=labels, settings=settings,
                                                        progress=False)
                         seconds = time.perf_counter() - start
-                        row = found.setdefault(backtracking, {"network": name, "search": search,
-                                                              "backtracking": backtracking, "seconds": seconds})
+                        row = found.setdefault(choice, {"network": name, "search": search, setting: choice,
+                                                        "seconds": seconds})
                         row.update(seconds=min(row["seconds"], seconds), calls=counted[0], rows=counted[1],
                                    success=result.success.double().mean().item(),
                                    distortion=result.distortion[result.success].mean().item())
-                for backtracking, row in found.items():
-                    settings = replace(base, backtracking=backtracking)
+                for choice, row in found.items():
+                    settings = replace(base, **{setting: choice})
                     with profile(activities=[ProfilerActivity.CPU]) as prof:
                         min_distortion_attack(model, images, targets, labels=labels, settings=settings, progress=False)
                     ops = {event.key: event.count for event in prof.key_averages()}
@@ -87,6 +95,7 @@ def measure(profile_name: str | None, examples: int, networks: list[str], repeat
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", default="backtracking", choices=sorted(VARIANTS), help="the setting compared")
     parser.add_argument("--profile", default=None, help="networks of this profile (default: $INTRIGUING_PROFILE or full)")
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--networks", default="N100-100-10,N200-200-10")
@@ -98,15 +107,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if effort is not None and len(effort) != 2:
         parser.error(f"--pool-search takes C,I (two integers), got {args.pool_search!r}")
     rows = measure(args.profile, args.examples, args.networks.split(","), args.repeats,
-                   (effort[0], effort[1]) if effort else None)
+                   (effort[0], effort[1]) if effort else None, args.setting)
     print(f"{args.examples} test images, random targets, {torch.get_num_threads()} threads; best of {args.repeats}")
-    print(f"{'network':12s} {'search':6s} {'backtracking':13s} {'seconds':>8s} {'calls':>6s} {'rows':>7s} "
+    print(f"{'network':12s} {'search':6s} {args.setting:13s} {'seconds':>8s} {'calls':>6s} {'rows':>7s} "
           f"{'success':>8s} {'distortion':>10s} {'÷ first':>10s} {'operations':>10s} {'host reads':>10s}")
     first = {}
     for row in rows:
         key = (row["network"], row["search"])
         first.setdefault(key, row["seconds"])
-        print(f"{row['network']:12s} {row['search']:6s} {row['backtracking']:13s} {row['seconds']:8.3f} {row['calls']:6d} "
+        print(f"{row['network']:12s} {row['search']:6s} {row[args.setting]:13s} {row['seconds']:8.3f} {row['calls']:6d} "
               f"{row['rows']:7d} {row['success']:8.4f} {row['distortion']:10.5f} {row['seconds'] / first[key]:10.2f} "
               f"{row['operations']:10d} {row['host_reads']:10d}")
     if args.json:
