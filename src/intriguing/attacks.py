@@ -315,8 +315,9 @@ class CSearch:
     regula falsi in log c on the gap, the minimiser's lead over the required margin (a success where
     it is ≥ 0): where the line through (log lo, gap_lo) and (log hi, gap_hi) crosses 0, with the
     Illinois modification (when one end moves twice in a row, the other end's gap is halved, so that
-    it moves next), and at least min(0.6 log(1 + bracket_tol), width / 2) in log c from either end, so
-    that a trial past a root near an end closes the bracket within the tolerance.
+    it moves next), kept off either end by 0.6 log(1 + bracket_tol) in log c (at least a hundredth of the
+    bracket, at most half of it), so that a trial past a root near an end closes the bracket within the
+    tolerance.
 
     Attributes:
         c: the c each example tries next.

@@ -164,10 +164,8 @@ PROFILES: dict[str, Profile] = {
         adversarial_layer_seeds=1,
         adversarial_distortion_examples=100,
         replicates=dict.fromkeys(REPLICATED, 2),
-        # measured: 3 min 18 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
-        # 9d41178), 2 min 57 s for the same code 1.5 hours earlier; 3 min 54 s earlier that day (commit d8e7d31, caps
-        # 150 and 60); 4 min 37 s (commit de6517e, MNIST decoded in every kernel); 2 min 51 s on 2026-11-30 (older
-        # code, another AVX-512 machine); 5 min 36 s on 2026-11-23's AVX2 machine
+        # measured: 2 min 54 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
+        # e284053); 2 min 57 s and 3 min 18 s for the code before it that day; 5 min 36 s on 2026-11-23's AVX2 machine
         expected_minutes=3,
     ),
     "full": Profile(
@@ -199,15 +197,14 @@ PROFILES: dict[str, Profile] = {
         # 5 seeds for every variant a verdict on the pools' benefit rests on, 3 for the pools at a single layer.
         # The dropout network chosen at 4x the recipe's epochs (2026-12-05) adds about 3.4 min to the chapter (its
         # held-out network 50 s, its 5 seeds 217 s instead of 62 s, measured in one run of the chapter).
-        # The chapter took 26.3 min in the cold full build of 2026-12-05 at 05c6e2c (27.3 at d8e7d31, 28.6 at 71944e3,
-        # 31.5 at 1425f4a; 28.8 min on 2026-12-04 at 041337a before the dropout network's 4x epochs; 75.7 min on
-        # 2026-12-02 before the pools' search effort was chosen on held-out images)
+        # The chapter took 25.6 min in the cold full build of 2026-12-05 at e284053 (26.3 at 05c6e2c, 27.3 at d8e7d31;
+        # 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 68 min 50 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
-        # 2026-12-05, commit 05c6e2c: networks 28.0 min, adversarial training 26.3, blind spots 9.4); 75 min 53 s
-        # earlier that day (commit d8e7d31, before the autoencoder's own gradient and the host allocator setting)
-        expected_minutes=69,
+        # 64 min 44 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
+        # 2026-12-05, commit e284053: networks 26.0 min, adversarial training 25.6, blind spots 8.4); 68 min 50 s
+        # earlier that day (commit 05c6e2c, c bisected in the search)
+        expected_minutes=65,
     ),
 }
 
