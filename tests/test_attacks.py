@@ -319,21 +319,28 @@ def test_search_settings_key_names_every_setting():
     assert "bracket_tol" not in SearchSettings(bracket_tol=0).key()  # the search as it was before the field
 
 
-def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_distortion(monkeypatch):
+def _counted_sharp_linear_search(monkeypatch, n: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor, list[int]]:
+    """A linear model with logits as sharp as a trained model's (every c search brackets), ``n`` random images,
+    random targets, and the list into which each c step of a search appends its number of examples."""
     torch.manual_seed(0)
     linear = nn.Linear(784, 10)
     with torch.no_grad():
-        linear.weight.mul_(30)  # logits as sharp as a trained model's: every c search brackets
+        linear.weight.mul_(30)
     model = Flat(linear)
-    images = torch.rand(8, 1, 28, 28)
+    images = torch.rand(n, 1, 28, 28)
     targets = random_targets(model(images).argmax(1), seed=1)
-    searched = []  # examples in each c step
+    searched: list[int] = []
 
     def counting_box_lbfgs(objective, z0, *args, **kwargs):
         searched.append(len(z0))
         return box_lbfgs(objective, z0, *args, **kwargs)
 
     monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
+    return model, images, targets, searched
+
+
+def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_distortion(monkeypatch):
+    model, images, targets, searched = _counted_sharp_linear_search(monkeypatch, 8)
     bisection = SearchSettings(c_update="bisection")
     all_steps = min_distortion_attack(model, images, targets, settings=replace(bisection, bracket_tol=0), progress=False)
     assert searched == [8] * 10
@@ -399,20 +406,7 @@ def test_the_illinois_halves_the_gap_of_the_end_that_stays_and_keeps_its_trials_
 
 
 def test_the_default_c_update_searches_fewer_steps_at_no_larger_distortion(monkeypatch):
-    torch.manual_seed(0)
-    linear = nn.Linear(784, 10)
-    with torch.no_grad():
-        linear.weight.mul_(30)  # logits as sharp as a trained model's: every c search brackets
-    model = Flat(linear)
-    images = torch.rand(16, 1, 28, 28)
-    targets = random_targets(model(images).argmax(1), seed=1)
-    searched = []  # examples in each c step
-
-    def counting_box_lbfgs(objective, z0, *args, **kwargs):
-        searched.append(len(z0))
-        return box_lbfgs(objective, z0, *args, **kwargs)
-
-    monkeypatch.setattr(attacks, "box_lbfgs", counting_box_lbfgs)
+    model, images, targets, searched = _counted_sharp_linear_search(monkeypatch, 16)
     bisection = min_distortion_attack(model, images, targets, settings=SearchSettings(c_update="bisection"), progress=False)
     bisection_steps, searched[:] = sum(searched), []
     illinois = min_distortion_attack(model, images, targets, settings=SearchSettings(), progress=False)
