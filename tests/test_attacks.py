@@ -359,7 +359,7 @@ def _steps_to_bracket(c_update: str, log_root: float, bend: float = 0.0, bracket
     for step in range(1, 40):
         u = search.c.log() - log_root
         gap = -u - bend * u * u.abs()
-        search.step(torch.zeros(1, dtype=torch.int64), gap >= 0, gap, c_update=c_update, bracket_tol=bracket_tol)
+        search.step(torch.zeros(1, dtype=torch.int64), gap, margin=0.0, c_update=c_update, bracket_tol=bracket_tol)
         if search.bracketed(bracket_tol).all():
             return step, search
     raise AssertionError("the bracket never closed")
@@ -382,9 +382,9 @@ def test_the_illinois_c_update_closes_the_bracket_in_fewer_steps_than_bisection(
 def test_bisection_tries_the_geometric_mean_of_the_bracket():
     search = CSearch.start(1.0, torch.zeros(3))
     rows = torch.arange(3)
-    search.step(rows, torch.tensor([True, False, True]), torch.tensor([1.0, -1.0, 1.0]), c_update="bisection", bracket_tol=0.02)
-    assert search.c.tolist() == pytest.approx([10.0, 0.1, 10.0])
-    search.step(rows, torch.tensor([False, True, True]), torch.tensor([-1.0, 1.0, 1.0]), c_update="bisection", bracket_tol=0.02)
+    hit = search.step(rows, torch.tensor([1.0, -1.0, 1.0]), margin=0.5, c_update="bisection", bracket_tol=0.02)
+    assert hit.tolist() == [True, False, True] and search.c.tolist() == pytest.approx([10.0, 0.1, 10.0])
+    search.step(rows, torch.tensor([-1.0, 1.0, 1.0]), margin=0.5, c_update="bisection", bracket_tol=0.02)
     assert search.c.tolist() == pytest.approx([10 ** 0.5, 0.1 ** 0.5, 100.0])
     assert search.lo.tolist() == pytest.approx([1.0, 0.1, 10.0]) and search.hi[:2].tolist() == pytest.approx([10.0, 1.0])
 
@@ -392,8 +392,8 @@ def test_bisection_tries_the_geometric_mean_of_the_bracket():
 def test_the_illinois_halves_the_gap_of_the_end_that_stays_and_keeps_its_trials_off_the_ends():
     search = CSearch.start(1.0, torch.zeros(1, dtype=torch.float64))
     one = torch.zeros(1, dtype=torch.int64)
-    step = lambda gap: search.step(one, torch.tensor([gap >= 0]), torch.tensor([gap], dtype=torch.float64),
-                                   c_update="illinois", bracket_tol=0.02)
+    step = lambda gap: search.step(one, torch.tensor([gap], dtype=torch.float64), margin=0.0, c_update="illinois",
+                                   bracket_tol=0.02)
     step(1.0)  # c = 1 succeeds
     step(-9.0)  # c = 10 fails: the line crosses 0 a tenth of the way in log c
     assert search.c.item() == pytest.approx(10 ** 0.1)

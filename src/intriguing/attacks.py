@@ -339,14 +339,17 @@ class CSearch:
         return cls(like.new_full(like.shape, c_init), like.new_zeros(like.shape), like.new_full(like.shape, math.inf),
                    like.new_zeros(like.shape), like.new_zeros(like.shape), like.new_zeros(like.shape))
 
-    def step(self, rows: Tensor, hit: Tensor, gap: Tensor, *, c_update: str, bracket_tol: float) -> None:
+    def step(self, rows: Tensor, lead: Tensor, *, margin: float, c_update: str, bracket_tol: float) -> Tensor:
         """Record the outcome of the examples ``rows`` (k,) at their c and move their c.
 
         Args:
-            hit: (k,) bool, whether each minimiser was classified as its target (:func:`classified_as`).
-            gap: (k,) its lead over the required margin (:func:`target_lead` minus the margin).
-            c_update: one of :data:`C_UPDATES`; bracket_tol: the search's (see :class:`SearchSettings`).
+            lead: (k,) how far each minimiser's target leads (:func:`target_lead`).
+            margin, c_update, bracket_tol: the search's (see :class:`SearchSettings`).
+
+        Returns:
+            (k,) bool, whether each minimiser was classified as its target (as :func:`classified_as` decides).
         """
+        hit, gap = lead >= margin, lead - margin
         c, lo, hi = self.c[rows], self.lo[rows], self.hi[rows]
         gap_lo = torch.where(hit & (c >= lo), gap, self.gap_lo[rows])
         gap_hi = torch.where(~hit & (c <= hi), gap, self.gap_hi[rows])
@@ -366,6 +369,7 @@ class CSearch:
             inside = (log_lo + along * width).clamp(log_lo + keep_off, log_hi - keep_off).exp()
         self.c[rows] = torch.where(torch.isinf(hi), c * 10, torch.where(lo == 0, c / 10, inside))
         self.lo[rows], self.hi[rows], self.gap_lo[rows], self.gap_hi[rows], self.side[rows] = lo, hi, gap_lo, gap_hi, side
+        return hit
 
     def bracketed(self, bracket_tol: float) -> Tensor:
         """(B,) bool: whether each example's smallest failed c is within a factor 1 + ``bracket_tol`` of its
@@ -408,8 +412,7 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
                            ftol=settings.tol, backtracking=settings.backtracking)
         with torch.no_grad():
             lead = target_lead(model(z_rows, rows), target[rows])
-        hit = lead >= margin
-        search.step(rows, hit, lead - margin, c_update=settings.c_update, bracket_tol=settings.bracket_tol)
+        hit = search.step(rows, lead, margin=margin, c_update=settings.c_update, bracket_tol=settings.bracket_tol)
         z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best[rows])  # failures restart from the best
         if settings.bracket_tol > 0:
             searching &= ~search.bracketed(settings.bracket_tol)

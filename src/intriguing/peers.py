@@ -79,7 +79,7 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
 
     Arguments are those of :func:`intriguing.attacks.min_distortion_attack`; the c schedule (its
     :class:`~intriguing.attacks.CSearch`) and the best-iterate rule are the same, so the two differ only in the
-    solver and in batching. ``settings.warm_restarts`` does not apply: scipy's L-BFGS-B starts each c afresh.
+    solver and in batching.
     ``settings.tol`` maps to scipy's own tests: ``factr = tol / machine epsilon`` and ``pgtol = tol``.
     The paper's objective only: ``settings.logit_scale`` must be 1.
     """
@@ -114,9 +114,8 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
                                     factr=tol / np.finfo(float).eps, pgtol=tol)
             with torch.no_grad():
                 lead = target_lead(model(torch.from_numpy(v).view_as(x).float()), target)
-            hit = lead >= margin
-            search.step(torch.zeros(1, dtype=torch.int64), hit, lead - margin, c_update=settings.c_update,
-                        bracket_tol=settings.bracket_tol)
+            hit = search.step(torch.zeros(1, dtype=torch.int64), lead, margin=margin, c_update=settings.c_update,
+                              bracket_tol=settings.bracket_tol)
             start = v if hit.item() else best["z"]
         out[i] = torch.from_numpy(best["z"]).view_as(x[0]).float()
         success[i], cs[i] = bool(np.isfinite(best["sq"])), search.lo.item()
