@@ -8,8 +8,10 @@ Everything is measured in this one run, on the same test images and random targe
 2. the gap to the exact optimum: mean distortion of ours ÷ the exact QP's, for softmax1-3, with the
    paper's objective and with the sharpened one (cross-entropy on scaled logits);
 3. foolbox 3's FMN, DDN and C&W on N100-100-10: distortion, success and seconds per 1000 examples,
-   with the speed target (ours at least as fast as DDN) and the distortion target (at most
-   1.01 × C&W's) of the speed issue.
+   with the engine issue's speed target (ours at least 1.5x DDN's speed) and distortion target (at most
+   1.01 × C&W's).
+
+Sections 1 and 3 time every attack as :data:`intriguing.peers.TIMING` says.
 
 Usage: python benchmarks/attack_benchmark.py [--profile smoke|full] [--examples 1000] [--scipy-examples 50]
 """
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("\n3. N100-100-10: foolbox peers on the same examples")
     print(f"   {'attack':8s} {'distortion':>10s} {'success':>8s} {'s/1000':>8s}")
     for name, row in [("ours", ours)] + [(peer, runs[f"foolbox {peer}"]) for peer in FOOLBOX_ATTACKS]:
-        print(f"   {name:8s} {row['distortion']:10.4f} {row['success (%)']:7.1f}% {row['s / 1000 examples']:8.1f}")
+        print(f"   {name:8s} {row['distortion']:10.4f} {row['success (%)']:7.1f}% {row['s / 1000 examples']:8.3f}")
     best_peer = min((runs[f"foolbox {peer}"]["distortion"] for peer in FOOLBOX_ATTACKS
                      if runs[f"foolbox {peer}"]["success (%)"] == 100), default=float("inf"))
     out["distortion_ratio_vs_best_foolbox"] = ours["distortion"] / best_peer
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ddn, cw = runs["foolbox DDN"], runs["foolbox C&W"]
     out["speed_ratio_vs_ddn"] = ddn["s / 1000 examples"] / ours["s / 1000 examples"]
     out["distortion_ratio_vs_cw"] = ours["distortion"] / cw["distortion"]
-    print(f"   ours / DDN speed: {out['speed_ratio_vs_ddn']:.2f}x (target >= 1); "
+    print(f"   ours / DDN speed: {out['speed_ratio_vs_ddn']:.2f}x (target >= 1.5); "
           f"ours / C&W distortion: {out['distortion_ratio_vs_cw']:.5f} (target <= 1.01)")
     return out
 

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from intriguing.attacks import SearchSettings, exact_linear_attack, min_distortion_attack, random_targets
+from intriguing import peers
 from intriguing.peers import foolbox_attack, scipy_lbfgs_attack
 
 
@@ -43,3 +44,33 @@ def test_unknown_foolbox_attack(sharp_linear):
     model, images, targets, _ = sharp_linear
     with pytest.raises(ValueError, match="unknown foolbox attack 'PGD'"):
         foolbox_attack("PGD", model, images, targets)
+
+
+def test_every_attack_is_timed_warm_and_the_slow_ones_once(sharp_linear, monkeypatch):
+    """Each attack runs untimed on WARMUP_EXAMPLES images, then up to TIMED_RUNS timed runs whose best is kept;
+    one whose runs reach TIMING_BUDGET_S runs once."""
+    model, images, targets, _ = sharp_linear
+    images, targets = images.repeat(2, 1, 1, 1), targets.repeat(2)  # 16 images: more than the warm-up's
+    clock, calls = [0.0], {}
+    seconds = {"ours": [5.0, 2.0, 3.0], "scipy": [1.0, 1.0, 1.0], "FMN": [1.0] * 3, "DDN": [1.0] * 3,
+               "C&W": [peers.TIMING_BUDGET_S]}
+
+    def fake(name):
+        def attack(x, t, *args, **kwargs):
+            calls.setdefault(name, []).append(len(x))
+            if len(x) > peers.WARMUP_EXAMPLES:
+                clock[0] += seconds[name][len(calls[name]) - 2]
+            return min_distortion_attack(model, x, t, settings=SearchSettings(c_steps=1, max_iter=1), progress=False)
+        return attack
+
+    monkeypatch.setattr(peers.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(peers, "min_distortion_attack", lambda model, x, t, **kw: fake("ours")(x, t))
+    monkeypatch.setattr(peers, "scipy_lbfgs_attack", lambda model, x, t, **kw: fake("scipy")(x, t))
+    monkeypatch.setattr(peers, "foolbox_attack", lambda name, model, x, t: fake(name)(x, t))
+    rows = peers.compare_attacks(model, images, targets, scipy_examples=12, settings=SearchSettings())
+    runs = peers.TIMED_RUNS
+    assert calls["ours"] == [peers.WARMUP_EXAMPLES] + [16] * runs
+    assert calls["scipy"] == [peers.WARMUP_EXAMPLES] + [12] * runs
+    assert calls["C&W"] == [peers.WARMUP_EXAMPLES, 16]
+    assert rows[peers.OURS]["s / 1000 examples"] == pytest.approx(1000 * 2.0 / 16)  # the best of 5, 2 and 3 s
+    assert rows["foolbox C&W"]["s / 1000 examples"] == pytest.approx(1000 * peers.TIMING_BUDGET_S / 16)

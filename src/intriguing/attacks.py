@@ -78,10 +78,10 @@ class SearchSettings:
             ImageNet network's convolutions need.
         backtracking: how the line search shrinks a step that fails its Armijo test, one of
             :data:`intriguing.lbfgs_box.BACKTRACKINGS`: ``"interpolated"`` (the default) or ``"halving"``
-            (the search before 2026-12-05; the module's docstring compares them).
+            (the search before commit 71944e3; the module's docstring compares them).
         c_update: how c moves once a success and a failure bracket it, one of :data:`C_UPDATES`:
             ``"illinois"`` (the default), regula falsi in log c on how far the minimiser's target leads,
-            Illinois-modified, or ``"bisection"`` in log c (the search before 2026-12-06); see :class:`CSearch`.
+            Illinois-modified, or ``"bisection"`` in log c (the search before commit e284053); see :class:`CSearch`.
             On 1,000 test images at the book's settings (``benchmarks/search_variants.py --setting c_update``,
             2 CPU cores, 2026-12-05), Illinois called N100-100-10 254 times on 53,608 rows where bisection
             called it 270 times on 60,507, in 0.91x the time, at a mean distortion of 0.05208 against 0.05210

@@ -14,7 +14,7 @@ out of the box are held fixed, the two-loop recursion acts on the rest, and the 
 projected back onto the box before the Armijo test. A step that fails the test is shrunk to the minimiser
 of the quadratic through the objective, its first-order change and the value at the failed step, kept within
 0.1-0.5 of the failed step (Nocedal & Wright's safeguarded backtracking; ``"interpolated"``), or halved
-(``"halving"``, the book's search before 2026-12-05). On 1,000 MNIST test images of N100-100-10 at the book's
+(``"halving"``, the book's search before commit 71944e3). On 1,000 MNIST test images of N100-100-10 at the book's
 search settings, interpolation called the network 270 times where halving called it 412, in 0.88x the time,
 with the mean distortion 0.05210 against 0.05214 (``benchmarks/search_variants.py``, 2 CPU cores, 2026-12-05).
 """

@@ -18,7 +18,7 @@ from ..hardware import device
 from ..lbfgs_box import BACKTRACKINGS
 from ..models import SOFTMAX_NETWORKS
 from ..paper import Tolerance
-from ..peers import SCIPY, compare_attacks
+from ..peers import SCIPY, TIMING, compare_attacks
 from ..profiles import Profile, get_profile
 from ..spread import beside_paper, replicate_means
 from ..train import DECAY_MODES, DEFAULT_DECAY
@@ -188,7 +188,7 @@ READINGS_NETWORK = "softmax1"
 measured against the exact optimum above."""
 BOOKS_SEARCH = "the book's"
 SEARCH_READINGS: dict[str, dict[str, Any]] = {
-    "c bisected in its bracket (the search before 2026-12-06)": {"c_update": "bisection"},
+    "c bisected in its bracket (the search before commit e284053)": {"c_update": "bisection"},
     "c by factors of 10 only (nothing tried inside the bracket)": {"bracket_tol": 9.0},
     "3 c steps": {"c_steps": 3},
     "10 L-BFGS iterations per c": {"max_iter": 10},
@@ -232,9 +232,9 @@ def peer_table(profile: Profile | str | None = None) -> pd.DataFrame:
     """Ours, the per-example scipy reference and foolbox's FMN, DDN and C&W on the same images of
     :data:`PEER_NETWORK`.
 
-    Every attack is timed in this call, on the first ``profile.peer_examples`` attacked training
-    images with their random targets (the slow scipy reference on the first
-    ``profile.scipy_examples`` of them). The table is cached with the timings of the run that made it.
+    Every attack is timed in this call as :data:`intriguing.peers.TIMING` says, on the first
+    ``profile.peer_examples`` attacked training images with their random targets (the slow scipy reference
+    on the first ``profile.scipy_examples`` of them). The table is cached with the timings of the run that made it.
 
     Returns:
         One row per attack: examples, success (%), mean distortion over its successes, ours'
@@ -247,7 +247,7 @@ def peer_table(profile: Profile | str | None = None) -> pd.DataFrame:
                   lambda: compare_attacks(model, images.images, images.targets, labels=images.labels,
                                           scipy_examples=profile.scipy_examples, settings=profile.search),
                   settings=profile.search, examples=profile.peer_examples, scipy_examples=profile.scipy_examples,
-                  target_seed=images.target_seed, threads=torch.get_num_threads(), device=str(device()))
+                  target_seed=images.target_seed, threads=torch.get_num_threads(), device=str(device()), timing=TIMING)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attack")
 
 
