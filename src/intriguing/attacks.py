@@ -389,7 +389,7 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
 
     def objective(z: Tensor, index: Tensor) -> Tensor:
         logits = model(z, index)
-        originals = x if len(index) == batch else x[index]  # every example: no gather needed
+        originals = x if len(index) == batch else x.index_select(0, index)  # every example: no gather needed
         sq = squared_norm((z - originals).flatten(1), 1)
         with torch.no_grad():  # keep the best successful iterate seen anywhere
             better = classified_as(logits, target[index], margin) & (sq < best_sq[index])
@@ -408,12 +408,12 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
         def rows_objective(zs: Tensor, index: Tensor) -> Tensor:
             return objective(zs, rows[index])
 
-        z_rows = box_lbfgs(rows_objective, z[rows], settings.max_iter, memory=settings.memory, gtol=settings.tol,
+        z_rows = box_lbfgs(rows_objective, z.index_select(0, rows), settings.max_iter, memory=settings.memory, gtol=settings.tol,
                            ftol=settings.tol, backtracking=settings.backtracking)
         with torch.no_grad():
             lead = target_lead(model(z_rows, rows), target[rows])
         hit = search.step(rows, lead, margin=margin, c_update=settings.c_update, bracket_tol=settings.bracket_tol)
-        z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best[rows])  # failures restart from the best
+        z[rows] = torch.where(hit.view(-1, *[1] * (z.ndim - 1)), z_rows, best.index_select(0, rows))  # failures restart from the best
         if settings.bracket_tol > 0:
             searching &= ~search.bracketed(settings.bracket_tol)
     success = torch.isfinite(best_sq)

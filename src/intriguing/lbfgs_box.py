@@ -129,7 +129,8 @@ def box_lbfgs(
         if n_running < COMPACT_BELOW * len(rows):
             out[rows] = z
             keep = running.nonzero().squeeze(1)
-            rows, z, f, g, gamma = rows[keep], z[keep], f[keep], g[keep], gamma[keep]
+            rows, f, gamma = rows[keep], f[keep], gamma[keep]
+            z, g = z.index_select(0, keep), g.index_select(0, keep)
             s_hist, y_hist, rho = s_hist[:, keep], y_hist[:, keep], rho[:, keep]
             running = running[keep]
         free = _free_mask(z, g, lower, upper)
@@ -170,15 +171,17 @@ def box_lbfgs(
                     searching.zero_()
                     break
             else:
-                cand = (z[s_pos] + step[s_pos, None] * d[s_pos]).clamp(lower, upper)
+                z_from = z.index_select(0, s_pos)
+                cand = (z_from + step[s_pos, None] * d.index_select(0, s_pos)).clamp(lower, upper)
                 fc, gc = _value_and_grad(fun, cand, rows[s_pos])
-                decrease = (g[s_pos] * (cand - z[s_pos])).sum(1)
+                decrease = (g.index_select(0, s_pos) * (cand - z_from)).sum(1)
                 f_tried = f[s_pos]
                 ok = (fc <= f_tried + 1e-4 * decrease) & (decrease < 0)
             if z_new is None:
                 z_new, f_new, g_new = z.clone(), f.clone(), g.clone()
-            good = s_pos[ok]
-            z_new[good], f_new[good], g_new[good] = cand[ok], fc[ok], gc[ok]
+            taken = ok.nonzero().squeeze(1)
+            good = s_pos[taken]
+            z_new[good], f_new[good], g_new[good] = cand.index_select(0, taken), fc[taken], gc.index_select(0, taken)
             searching[good] = False
             failed = ~ok
             step[s_pos[failed]] *= _shrink(f_tried[failed], fc[failed], decrease[failed], backtracking)
