@@ -18,14 +18,14 @@ from intriguing.attacks import (
     random_targets,
     rms_distortion,
 )
-from intriguing.lbfgs_box import BACKTRACKINGS, _free_mask, _shrink, box_lbfgs
+from intriguing.lbfgs_box import BACKTRACKINGS, Evaluation, _free_mask, _shrink, box_lbfgs
 
 
 def test_box_lbfgs_solves_a_separable_box_quadratic():
     torch.manual_seed(0)
     scale, centre = torch.rand(8, 30).double() * 5 + 0.2, torch.randn(8, 30).double()
     objective = lambda z, i: (scale[i] * (z - centre[i]).pow(2)).sum(1)
-    z = box_lbfgs(objective, torch.full((8, 30), 0.5).double(), 200, gtol=1e-9, ftol=0)
+    z = box_lbfgs(objective, torch.full((8, 30), 0.5).double(), 200, gtol=1e-9, ftol=0).z
     assert torch.allclose(z, centre.clamp(0, 1), atol=1e-6)
 
 
@@ -49,9 +49,53 @@ def test_box_lbfgs_examples_do_not_interact():
     mats = torch.randn(6, 20, 20) / 5
     hess, centre = mats @ mats.transpose(1, 2) + 0.1 * torch.eye(20), torch.randn(6, 20)
     objective = lambda z, i: 0.5 * torch.einsum("bi,bij,bj->b", z - centre[i], hess[i], z - centre[i])
-    together = box_lbfgs(objective, torch.full((6, 20), 0.5), 100)
-    alone = box_lbfgs(lambda z, i: objective(z, i + 4), torch.full((1, 20), 0.5), 100)
+    together = box_lbfgs(objective, torch.full((6, 20), 0.5), 100).z
+    alone = box_lbfgs(lambda z, i: objective(z, i + 4), torch.full((1, 20), 0.5), 100).z
     assert torch.allclose(together[4], alone[0], atol=1e-5)
+
+
+def _quadratic_with_calls(calls: list[torch.Tensor]):
+    """A separable box quadratic per example, both as values for autograd and as an Evaluation with its gradient and
+    the points' sums as aux; each call's first point is appended to ``calls``."""
+    torch.manual_seed(2)
+    scale, centre = torch.rand(5, 12).double() * 5 + 0.2, torch.randn(5, 12).double()
+
+    def values(z, i):
+        calls.append(z[0].detach().clone())
+        return (scale[i] * (z - centre[i]).pow(2)).sum(1)
+
+    def evaluation(z, i):
+        calls.append(z[0].detach().clone())
+        z = z.detach()
+        return Evaluation((scale[i] * (z - centre[i]).pow(2)).sum(1), scale[i] * 2 * (z - centre[i]), z.sum(1, keepdim=True))
+
+    return values, evaluation
+
+
+def test_box_lbfgs_takes_an_objective_that_gives_its_own_gradient_and_reports_aux_at_the_final_points():
+    calls: list[torch.Tensor] = []
+    values, evaluation = _quadratic_with_calls(calls)
+    z0 = torch.full((5, 12), 0.5).double()
+    by_autograd, given = box_lbfgs(values, z0, 100, ftol=0), box_lbfgs(evaluation, z0, 100, ftol=0)
+    assert torch.equal(by_autograd.z, given.z)  # the same gradients, bit for bit
+    assert torch.equal(given.at.aux[:, 0], given.z.sum(1))
+    assert torch.allclose(given.at.f, values(given.z, torch.arange(5)))
+    assert by_autograd.at.aux.shape == (5, 0)
+
+
+def test_box_lbfgs_started_with_the_objective_at_its_start_does_not_evaluate_it_there():
+    calls: list[torch.Tensor] = []
+    _, evaluation = _quadratic_with_calls(calls)
+    z0, everyone = torch.full((5, 12), 0.5).double(), torch.arange(5)
+    fresh = box_lbfgs(evaluation, z0, 100)
+    n_fresh, first = len(calls), calls[0]
+    start = evaluation(z0, everyone)
+    calls.clear()
+    started = box_lbfgs(evaluation, z0, 100, start=start)
+    assert torch.equal(first, z0[0]) and not torch.equal(calls[0], z0[0])
+    assert len(calls) == n_fresh - 1 and torch.equal(started.z, fresh.z)
+    with pytest.raises(ValueError, match=r"start must give f \(5,\), g \(5, 12\)"):
+        box_lbfgs(evaluation, z0, 10, start=Evaluation(start.f[:4], start.g[:4], start.aux[:4]))
 
 
 @pytest.mark.parametrize("backtracking", BACKTRACKINGS)
@@ -59,7 +103,7 @@ def test_either_backtracking_solves_a_separable_box_quadratic_from_a_far_start(b
     torch.manual_seed(0)
     scale, centre = torch.rand(8, 30).double() * 50 + 0.2, torch.randn(8, 30).double()
     objective = lambda z, i: (scale[i] * (z - centre[i]).pow(2)).sum(1)
-    z = box_lbfgs(objective, torch.zeros(8, 30).double(), 300, gtol=1e-9, ftol=0, backtracking=backtracking)
+    z = box_lbfgs(objective, torch.zeros(8, 30).double(), 300, gtol=1e-9, ftol=0, backtracking=backtracking).z
     assert torch.allclose(z, centre.clamp(0, 1), atol=1e-6)
 
 
@@ -302,6 +346,7 @@ def test_an_empty_batch_gives_an_empty_result():
     ("network_precision", "float16", "network_precision must be one of"),
     ("backtracking", "cubic", "backtracking must be one of"),
     ("c_update", "secant", "c_update must be one of"),
+    ("restart", "warm", "restart must be one of"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -311,7 +356,8 @@ def test_search_settings_reject_bad_values(field, value, message):
 def test_search_settings_key_names_every_setting():
     assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
                                       "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64",
-                                      "backtracking": "interpolated", "c_update": "illinois"}
+                                      "backtracking": "interpolated", "c_update": "illinois", "restart": "carried"}
+    assert "restart" not in SearchSettings(restart="evaluated").key()  # the search as it was before the field
     assert "c_update" not in SearchSettings(c_update="bisection").key()  # the search as it was before the field
     assert "backtracking" not in SearchSettings(backtracking="halving").key()  # the search as it was before the field
     assert "network_precision" not in SearchSettings(network_precision="float32").key()  # the search as it was before the field
@@ -413,3 +459,26 @@ def test_the_default_c_update_searches_fewer_steps_at_no_larger_distortion(monke
     assert sum(searched) < 0.9 * bisection_steps  # 130 against 153
     assert illinois.success.all() and bisection.success.all()
     assert illinois.distortion.mean() <= 1.001 * bisection.distortion.mean()
+
+
+def test_carried_restarts_call_the_network_less_and_find_the_same_distortions(monkeypatch):
+    """A c step that starts from the objective carried over from the last one (its gradient moved by 2Δc(z − x) where
+    the last step succeeded, the best point's own values where it failed) needs no network call there, and lands
+    where a fresh evaluation's search lands, up to rounding."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 30), nn.Sigmoid(), nn.Linear(30, 10))
+    with torch.no_grad():
+        model[3].weight.mul_(10)
+    images = torch.rand(12, 1, 28, 28)
+    targets = random_targets(model(images).argmax(1), seed=3)
+    calls: list[int] = []
+    model.register_forward_hook(lambda module, args, out: calls.append(len(out)))
+    runs = {}
+    for restart in ["evaluated", "carried"]:
+        calls.clear()
+        runs[restart] = (min_distortion_attack(model, images, targets, settings=SearchSettings(restart=restart),
+                                               progress=False), sum(calls))
+    (evaluated, rows_evaluated), (carried, rows_carried) = runs["evaluated"], runs["carried"]
+    assert carried.success.all() and torch.equal(carried.success, evaluated.success)
+    assert torch.allclose(carried.distortion, evaluated.distortion, rtol=1e-3)
+    assert rows_carried < 0.9 * rows_evaluated

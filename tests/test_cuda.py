@@ -35,7 +35,7 @@ def test_box_lbfgs_runs_on_the_gpu_and_agrees_with_the_cpu():
     solutions = {}
     for dev in ("cpu", "cuda"):
         t = target.to(dev)
-        z = box_lbfgs(lambda z, i: (z - 2 * t[i] + 0.5).pow(2).sum(1), torch.full((64, 50), 0.5, device=dev), 100)
+        z = box_lbfgs(lambda z, i: (z - 2 * t[i] + 0.5).pow(2).sum(1), torch.full((64, 50), 0.5, device=dev), 100).z
         assert z.device.type == dev
         solutions[dev] = z.cpu()
     assert torch.allclose(solutions["cpu"], solutions["cuda"], atol=1e-4)

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing.attacks import SearchSettings, exact_linear_attack, min_distortion_attack, random_targets
 from intriguing import peers
+from intriguing.attacks import SearchSettings, exact_linear_attack, min_distortion_attack, random_targets
 from intriguing.peers import foolbox_attack, scipy_lbfgs_attack
 
 
