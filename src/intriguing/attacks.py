@@ -152,8 +152,7 @@ class SearchSettings:
         early = "" if self.bracket_tol == 0 else f" (or until c is within ×{1 + self.bracket_tol:g})"
         return (f"{self.c_steps} c steps{early} from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
                 f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}, network in {self.network_precision}\n"
-                f"{self.backtracking} backtracking, c moved by {self.c_update} inside its bracket, "
-                f"each c step's start {self.restart}")
+                f"{self.backtracking} backtracking, c by {self.c_update} in its bracket, restarts {self.restart}")
 
     def key(self) -> dict[str, float | str]:
         """The settings as a cache key: every field but those at the value that leaves the search as
