@@ -164,8 +164,8 @@ PROFILES: dict[str, Profile] = {
         adversarial_layer_seeds=1,
         adversarial_distortion_examples=100,
         replicates=dict.fromkeys(REPLICATED, 2),
-        # measured: 2 min 54 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
-        # e284053); 2 min 57 s and 3 min 18 s for the code before it that day; 5 min 36 s on 2026-11-23's AVX2 machine
+        # measured: 2 min 41 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
+        # bf00ac8); 2 min 54 s at e284053 that day; 5 min 36 s on 2026-11-23's AVX2 machine
         expected_minutes=3,
     ),
     "full": Profile(
@@ -197,14 +197,14 @@ PROFILES: dict[str, Profile] = {
         # 5 seeds for every variant a verdict on the pools' benefit rests on, 3 for the pools at a single layer.
         # The dropout network chosen at 4x the recipe's epochs (2026-12-05) adds about 3.4 min to the chapter (its
         # held-out network 50 s, its 5 seeds 217 s instead of 62 s, measured in one run of the chapter).
-        # The chapter took 25.6 min in the cold full build of 2026-12-05 at e284053 (26.3 at 05c6e2c, 27.3 at d8e7d31;
+        # The chapter took 21.8 min in the cold full build of 2026-12-05 at bf00ac8 (25.6 at e284053, 26.3 at 05c6e2c;
         # 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 64 min 44 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
-        # 2026-12-05, commit e284053: networks 26.0 min, adversarial training 25.6, blind spots 8.4); 68 min 50 s
-        # earlier that day (commit 05c6e2c, c bisected in the search)
-        expected_minutes=65,
+        # 55 min 44 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
+        # 2026-12-05, commit bf00ac8: networks 23.7 min, adversarial training 21.8, blind spots 6.6); 64 min 44 s
+        # earlier that day (commit e284053, before the search's gathers by index_select and its carried restarts)
+        expected_minutes=56,
     ),
 }
 
