@@ -41,6 +41,8 @@ C_UPDATES = ("illinois", "bisection")
 """How :class:`CSearch` moves c inside a bracket: the first is the default."""
 RESTARTS = ("carried", "evaluated")
 """How a c step learns the objective where it starts (see :class:`SearchSettings`): the first is the default."""
+_LEAD, _CE = 0, 1
+"""The columns of the search objective's ``aux``: the target's lead (:func:`target_lead`) and the cross-entropy."""
 C_RANGE = (1e-30, 1e30)
 """The c a search may reach: float32 represents it, and c · ‖r‖² neither underflows nor overflows."""
 
@@ -403,13 +405,14 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
     search = CSearch.start(settings.c_init, best_sq)
     c = search.c
     carried = settings.restart == "carried"
-    # The objective where a failed example restarts (its best point, x until one succeeds): its cross-entropy, the
-    # cross-entropy's gradient and the target's lead. Kept for carried restarts only.
-    at_best = (x.new_zeros(batch), x.new_zeros(batch, x[0].numel()), x.new_zeros(batch)) if carried else None
+    # The objective where a failed example restarts (its best point, x until one succeeds): the aux there (target's
+    # lead, cross-entropy) and the cross-entropy's gradient. Kept for carried restarts only.
+    at_best = (x.new_zeros(batch, 2), x.new_zeros(batch, x[0].numel())) if carried else None
 
     def objective(z: Tensor, index: Tensor) -> Evaluation:
         """c·‖z − x‖² + CE(logit_scale · f(z), l) at the examples ``index``, its gradient (autograd's through the
-        network, 2c(z − x) written out, as autograd's own would sum them) and the target's lead as ``aux``."""
+        network, 2c(z − x) written out, as autograd's own would sum them) and, as ``aux``, the target's lead and the
+        cross-entropy (columns :data:`_LEAD` and :data:`_CE`)."""
         logits = model(z, index)
         originals = x if len(index) == batch else x.index_select(0, index)  # every example: no gather needed
         targets, cs = target[index], c[index]
@@ -420,14 +423,15 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
         sq = (diff * diff).sum(1)
         g = g_ce.flatten(1) + (2 * cs).view(-1, 1) * diff
         lead = target_lead(logits.detach(), targets)
+        aux = torch.stack([lead, ce], 1)
         better = (lead >= margin) & (sq < best_sq[index])  # keep the best successful iterate seen anywhere
         if better.any():
             where = index[better]
             best[where] = z[better]
             best_sq[where] = sq[better]
             if at_best is not None:
-                at_best[0][where], at_best[1][where], at_best[2][where] = ce[better], g_ce.flatten(1)[better], lead[better]
-        return Evaluation(cs * sq + ce, g, torch.stack([lead, ce], 1))
+                at_best[0][where], at_best[1][where] = aux[better], g_ce.flatten(1)[better]
+        return Evaluation(cs * sq + ce, g, aux)
 
     z = x.clone()
     searching = torch.ones(batch, dtype=torch.bool, device=x.device)
@@ -435,7 +439,7 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
     if at_best is not None:  # carried
         with torch.enable_grad():
             start = objective(x.detach().requires_grad_(True), torch.arange(batch, device=x.device))
-        at_best[0].copy_(start.aux[:, 1]), at_best[1].copy_(start.g), at_best[2].copy_(start.aux[:, 0])
+        at_best[0].copy_(start.aux), at_best[1].copy_(start.g)  # at x, ‖z − x‖ = 0: the gradient is the CE's
     for _ in range(settings.c_steps):
         rows = searching.nonzero().squeeze(1)
         if rows.numel() == 0:
@@ -447,7 +451,7 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
         run = box_lbfgs(rows_objective, z.index_select(0, rows), settings.max_iter, memory=settings.memory,
                         gtol=settings.tol, ftol=settings.tol, backtracking=settings.backtracking, start=start)
         if carried:
-            lead = run.at.aux[:, 0]
+            lead = run.at.aux[:, _LEAD]
         else:
             with torch.no_grad():
                 lead = target_lead(model(run.z, rows), target[rows])
@@ -459,7 +463,7 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
             searching &= ~search.bracketed(settings.bracket_tol)
         if at_best is not None:  # carried
             at_z0 = _restart_objective(z0, x.index_select(0, rows), c[rows], c_old, hit, run.at,
-                                       tuple(part[rows] for part in at_best))
+                                       (at_best[0][rows], at_best[1].index_select(0, rows)))
             going_on = searching[rows]
             start = Evaluation(at_z0.f[going_on], at_z0.g[going_on], at_z0.aux[going_on])
     success = torch.isfinite(best_sq)
@@ -468,20 +472,20 @@ def _attack_batch(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, target: 
 
 
 def _restart_objective(z0: Tensor, x: Tensor, c_new: Tensor, c_old: Tensor, hit: Tensor, at_end: Evaluation,
-                       at_best: tuple[Tensor, ...]) -> Evaluation:
+                       at_best: tuple[Tensor, Tensor]) -> Evaluation:
     """The search's objective at the points ``z0`` (k, ...) where k examples (images ``x``) start their next c step,
     without calling the network: where an example succeeded (``hit``) it starts where its last step ended
-    (``at_end``, found at c = ``c_old``), else at its best point, whose cross-entropy, its gradient and the target's
-    lead are ``at_best``. The cross-entropy and the lead are the ones computed there; so is the gradient at a best
-    point; at a step's end it is the one there plus 2(c_new − c_old)(z − x), a fresh evaluation's up to rounding."""
+    (``at_end``, found at c = ``c_old``), else at its best point, whose aux (the target's lead, the cross-entropy)
+    and cross-entropy's gradient are ``at_best``. The lead and the cross-entropy are the ones computed there; so is
+    the gradient at a best point; at a step's end it is the one there plus 2(c_new − c_old)(z − x), a fresh
+    evaluation's up to rounding."""
     diff = (z0 - x).flatten(1)
     sq = (diff * diff).sum(1)
-    best_ce, best_g_ce, best_lead = at_best
-    ce = torch.where(hit, at_end.aux[:, 1], best_ce)
-    lead = torch.where(hit, at_end.aux[:, 0], best_lead)
+    best_aux, best_g_ce = at_best
+    aux = torch.where(hit.view(-1, 1), at_end.aux, best_aux)
     g = torch.where(hit.view(-1, 1), at_end.g + (2 * (c_new - c_old)).view(-1, 1) * diff,
                     best_g_ce + (2 * c_new).view(-1, 1) * diff)
-    return Evaluation(c_new * sq + ce, g, torch.stack([lead, ce], 1))
+    return Evaluation(c_new * sq + aux[:, _CE], g, aux)
 
 
 EXACT_CHUNK = 8192

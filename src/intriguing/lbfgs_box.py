@@ -41,7 +41,6 @@ COMPACT_BELOW = 0.75
 """The state is compacted to the running examples when fewer than this share of its rows run."""
 
 
-
 class Evaluation(NamedTuple):
     """An objective at k points: ``f`` (k,) its values, ``g`` (k, n) their gradients (the points flattened),
     ``aux`` (k, a) whatever else the objective reports there (a = 0: nothing)."""

@@ -165,7 +165,7 @@ PROFILES: dict[str, Profile] = {
         adversarial_distortion_examples=100,
         replicates=dict.fromkeys(REPLICATED, 2),
         # measured: 2 min 41 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
-        # bf00ac8); 2 min 54 s at e284053 that day; 5 min 36 s on 2026-11-23's AVX2 machine
+        # bf00ac8); 2 min 53 s at e284053 that day; 5 min 36 s on 2026-11-23's AVX2 machine
         expected_minutes=3,
     ),
     "full": Profile(
