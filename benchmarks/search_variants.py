@@ -2,8 +2,9 @@
 
 ``--setting`` names the setting (:data:`VARIANTS`): ``backtracking``, how the line search shrinks a failed step
 (:data:`intriguing.lbfgs_box.BACKTRACKINGS`), ``c_update``, how c moves inside its bracket
-(:data:`intriguing.attacks.C_UPDATES`), or ``restart``, how a c step learns the objective where it starts
-(:data:`intriguing.attacks.RESTARTS`). For each network and each search (the book's, and the adversarial-training
+(:data:`intriguing.attacks.C_UPDATES`), ``restart``, how a c step learns the objective where it starts
+(:data:`intriguing.attacks.RESTARTS`), or ``first_step``, how far a c step's first trial may go
+(:data:`intriguing.attacks.FIRST_STEPS`). For each network and each search (the book's, and the adversarial-training
 pools', by default at the profile's settings; ``--pool-search C,I`` sets C c steps of I iterations, e.g. the effort
 the chapter chose), every choice attacks the same test images towards the same random targets, their
 repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each line-search trial is one)
@@ -11,7 +12,8 @@ and the rows they carried, the success rate and the mean distortion of the succe
 run under torch's profiler, the search's tensor operations (each a kernel launch on a GPU) and host reads (scalar
 reads and ``nonzero``, each a synchronisation on a GPU): on a GPU, for MNIST-sized batches, the time follows those.
 
-Usage: python benchmarks/search_variants.py [--setting backtracking|c_update|restart] [--profile smoke|full] [--examples 1000]
+Usage: python benchmarks/search_variants.py [--setting backtracking|c_update|restart|first_step]
+                                           [--profile smoke|full] [--examples 1000]
                                            [--networks N100-100-10,N200-200-10] [--pool-search C,I] [--repeats 3]
                                            [--json OUT]
 """
@@ -29,12 +31,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from intriguing.artifacts import trained_network
-from intriguing.attacks import C_UPDATES, RESTARTS, min_distortion_attack, random_targets
+from intriguing.attacks import C_UPDATES, FIRST_STEPS, RESTARTS, min_distortion_attack, random_targets
 from intriguing.data import load_mnist
 from intriguing.lbfgs_box import BACKTRACKINGS
 from intriguing.profiles import get_profile
 
-VARIANTS = {"backtracking": BACKTRACKINGS, "c_update": C_UPDATES, "restart": RESTARTS}
+VARIANTS = {"backtracking": BACKTRACKINGS, "c_update": C_UPDATES, "restart": RESTARTS, "first_step": FIRST_STEPS}
 """The settings compared, each with its choices (the default first)."""
 HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero")
 """The operations that read a device's result on the host: ``.item()``/``bool()``/``int()`` and ``nonzero``."""

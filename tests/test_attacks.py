@@ -98,6 +98,27 @@ def test_box_lbfgs_started_with_the_objective_at_its_start_does_not_evaluate_it_
         box_lbfgs(evaluation, z0, 10, start=Evaluation(start.f[:4], start.g[:4], start.aux[:4]))
 
 
+def test_a_first_step_within_the_known_curvature_lands_on_a_quadratics_minimiser():
+    # f = c‖z − x‖², g = 2c(z − x), curvature 2c along every direction. With |z0 − x| ≤ 0.05 everywhere, the
+    # 0.1-pixel bound allows a step of 0.1/max|g| = 2/(2c), twice the Newton step: it lands on x's mirror image,
+    # no lower, and backtracks. Bounded by 1/(2c) as well, the first step is the Newton step and lands on x, after
+    # which the projected gradient is 0 and the example stops.
+    c = torch.tensor([0.5, 4.0, 300.0]).double()
+    x = torch.full((3, 20), 0.5).double()
+    z0 = x + 0.05 * torch.linspace(-1, 1, 20).double()
+    trials: list[torch.Tensor] = []
+
+    def objective(z: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        trials.append(z.detach().clone())
+        return c[i] * (z - x[i]).pow(2).sum(1)
+
+    bounded = box_lbfgs(objective, z0, 50, ftol=0, min_curvature=2 * c)
+    assert torch.equal(bounded.z, x) and len(trials) == 2  # the start, then x
+    trials.clear()
+    by_pixel = box_lbfgs(objective, z0, 50, ftol=0)
+    assert len(trials) > 2 and torch.allclose(by_pixel.z, x, atol=1e-5)
+
+
 @pytest.mark.parametrize("backtracking", BACKTRACKINGS)
 def test_either_backtracking_solves_a_separable_box_quadratic_from_a_far_start(backtracking):
     torch.manual_seed(0)
@@ -347,6 +368,7 @@ def test_an_empty_batch_gives_an_empty_result():
     ("backtracking", "cubic", "backtracking must be one of"),
     ("c_update", "secant", "c_update must be one of"),
     ("restart", "warm", "restart must be one of"),
+    ("first_step", "newton", "first_step must be one of"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -356,7 +378,9 @@ def test_search_settings_reject_bad_values(field, value, message):
 def test_search_settings_key_names_every_setting():
     assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
                                       "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64",
-                                      "backtracking": "interpolated", "c_update": "illinois", "restart": "carried"}
+                                      "backtracking": "interpolated", "c_update": "illinois", "restart": "carried",
+                                      "first_step": "distortion"}
+    assert "first_step" not in SearchSettings(first_step="pixel").key()  # the search as it was before the field
     assert "restart" not in SearchSettings(restart="evaluated").key()  # the search as it was before the field
     assert "c_update" not in SearchSettings(c_update="bisection").key()  # the search as it was before the field
     assert "backtracking" not in SearchSettings(backtracking="halving").key()  # the search as it was before the field

@@ -110,6 +110,7 @@ def box_lbfgs(
     max_backtracks: int = 20,
     backtracking: str = BACKTRACKINGS[0],
     start: Evaluation | None = None,
+    min_curvature: Tensor | None = None,
 ) -> Minimisation:
     """Minimise, for every example i independently, ``objective`` over the box [lower, upper].
 
@@ -125,8 +126,12 @@ def box_lbfgs(
         gtol: an example stops when its projected gradient's largest entry is below this.
         ftol: an example stops when an iteration lowers its objective by less than
             ``ftol * max(1, |f|)``, or when its line search finds no decrease.
-        max_backtracks: line-search trials after the first before an example gives up.
+        max_backtracks: line-search trials in one iteration before an example gives up.
         backtracking: one of :data:`BACKTRACKINGS` (see the module's docstring).
+        min_curvature: (B,) a curvature each example's objective has along every direction, where the caller knows
+            one (2c for c‖z − x‖² plus a convex term). The first step, along the projected gradient g, moves a
+            coordinate by at most 0.1 and, given this, goes at most to g / min_curvature: the line's minimum where
+            the objective's curvature along g is no more than that.
 
     Returns:
         The final points (B, ...), inside the box, and the objective there: its ``aux`` is the one reported with
@@ -158,6 +163,8 @@ def box_lbfgs(
     y_hist = z.new_zeros(memory, batch, z.shape[1])
     rho = z.new_zeros(memory, batch)
     gamma = 0.1 / g.abs().amax(1).clamp_min(1e-12)  # first step moves a pixel by at most 0.1
+    if min_curvature is not None:  # ... and goes no further than the line's minimum where that curvature is all
+        gamma = torch.minimum(gamma, 1 / min_curvature)
     running = torch.ones(batch, dtype=torch.bool, device=z.device)
 
     for it in range(max_iter):
@@ -187,7 +194,8 @@ def box_lbfgs(
             r.addcmul_(s_hist[j], (a - b)[:, None])
         d = r.mul_(free).neg_()
         uphill = torch.linalg.vecdot(d, g) >= 0
-        d[uphill] = -gamma[uphill, None] * projected[uphill]
+        if bool(uphill.any()):
+            d[uphill] = -gamma[uphill, None] * projected[uphill]
 
         # Projected backtracking line search, each example with its own step.
         step = z.new_ones(len(rows))
@@ -219,8 +227,9 @@ def box_lbfgs(
                 z_new, f_new, g_new, aux_new = z.clone(), f.clone(), g.clone(), aux.clone()
             taken = ok.nonzero().squeeze(1)
             good = s_pos[taken]
-            z_new[good], f_new[good], g_new[good] = cand.index_select(0, taken), fc[taken], gc.index_select(0, taken)
-            aux_new[good] = ac[taken]
+            z_new.index_copy_(0, good, cand.index_select(0, taken))
+            g_new.index_copy_(0, good, gc.index_select(0, taken))
+            f_new[good], aux_new[good] = fc[taken], ac[taken]
             searching[good] = False
             failed = ~ok
             step[s_pos[failed]] *= _shrink(f_tried[failed], fc[failed], decrease[failed], backtracking)

@@ -190,6 +190,7 @@ BOOKS_SEARCH = "the book's"
 SEARCH_READINGS: dict[str, dict[str, Any]] = {
     "c bisected in its bracket (the search before commit e284053)": {"c_update": "bisection"},
     "each c step's start evaluated afresh (as the pools' search does)": {"restart": "evaluated"},
+    "first steps bounded by the pixel only (as the pools' search does)": {"first_step": "pixel"},
     "c by factors of 10 only (nothing tried inside the bracket)": {"bracket_tol": 9.0},
     "3 c steps": {"c_steps": 3},
     "10 L-BFGS iterations per c": {"max_iter": 10},
