@@ -164,8 +164,8 @@ PROFILES: dict[str, Profile] = {
         adversarial_layer_seeds=1,
         adversarial_distortion_examples=100,
         replicates=dict.fromkeys(REPLICATED, 2),
-        # measured: 2 min 41 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
-        # bf00ac8); 2 min 53 s at e284053 that day; 5 min 36 s on 2026-11-23's AVX2 machine
+        # measured: 2 min 57 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
+        # d1423a6); 2 min 41 s at bf00ac8 and 2 min 53 s at e284053 that day; 5 min 36 s on 2026-11-23's AVX2 machine
         expected_minutes=3,
     ),
     "full": Profile(
@@ -201,9 +201,10 @@ PROFILES: dict[str, Profile] = {
         # 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 55 min 44 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
-        # 2026-12-05, commit bf00ac8: networks 23.7 min, adversarial training 21.8, blind spots 6.6); 64 min 44 s
-        # earlier that day (commit e284053, before the search's gathers by index_select and its carried restarts)
+        # 58 min 36 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
+        # 2026-12-05, commit 74bd8b9: networks 24.3 min, adversarial training 23.7, blind spots 6.9); 55 min 44 s
+        # earlier that day at bf00ac8 on a faster run of the machine, 64 min 44 s at e284053 (before the search's
+        # gathers by index_select and its carried restarts)
         expected_minutes=59,
     ),
 }
