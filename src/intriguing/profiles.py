@@ -197,7 +197,8 @@ PROFILES: dict[str, Profile] = {
         # 5 seeds for every variant a verdict on the pools' benefit rests on, 3 for the pools at a single layer.
         # The dropout network chosen at 4x the recipe's epochs (2026-12-05) adds about 3.4 min to the chapter (its
         # held-out network 50 s, its 5 seeds 217 s instead of 62 s, measured in one run of the chapter).
-        # The chapter took 21.8 min in the cold full build of 2026-12-05 at bf00ac8 (25.6 at e284053, 26.3 at 05c6e2c;
+        # The chapter took 23.7 min in the cold full build of 2026-12-05 at 74bd8b9 (21.8 at bf00ac8 on a faster run of
+        # the machine, 25.6 at e284053, 26.3 at 05c6e2c;
         # 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
