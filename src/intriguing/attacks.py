@@ -154,16 +154,10 @@ class SearchSettings:
         if not C_RANGE[0] <= self.c_init / reach or not self.c_init * reach <= C_RANGE[1]:
             raise ValueError(f"c_init {self.c_init:g} with {self.c_steps} c steps can reach c outside "
                              f"[{C_RANGE[0]:g}, {C_RANGE[1]:g}], where float32 under- or overflows")
-        if self.network_precision not in PRECISIONS:
-            raise ValueError(f"network_precision must be one of {PRECISIONS}, got {self.network_precision!r}")
-        if self.backtracking not in BACKTRACKINGS:
-            raise ValueError(f"backtracking must be one of {BACKTRACKINGS}, got {self.backtracking!r}")
-        if self.c_update not in C_UPDATES:
-            raise ValueError(f"c_update must be one of {C_UPDATES}, got {self.c_update!r}")
-        if self.restart not in RESTARTS:
-            raise ValueError(f"restart must be one of {RESTARTS}, got {self.restart!r}")
-        if self.first_step not in FIRST_STEPS:
-            raise ValueError(f"first_step must be one of {FIRST_STEPS}, got {self.first_step!r}")
+        for name, choices in (("network_precision", PRECISIONS), ("backtracking", BACKTRACKINGS),
+                              ("c_update", C_UPDATES), ("restart", RESTARTS), ("first_step", FIRST_STEPS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 
     def describe(self) -> str:
         """Three short lines: the c steps and iterations, the stopping settings, then how steps and c move."""
