@@ -3,16 +3,18 @@
 ``--setting`` names the setting (:data:`VARIANTS`): ``backtracking``, how the line search shrinks a failed step
 (:data:`intriguing.lbfgs_box.BACKTRACKINGS`), ``c_update``, how c moves inside its bracket
 (:data:`intriguing.attacks.C_UPDATES`), ``restart``, how a c step learns the objective where it starts
-(:data:`intriguing.attacks.RESTARTS`), or ``first_step``, how far a c step's first trial may go
-(:data:`intriguing.attacks.FIRST_STEPS`). For each network and each search (the book's, and the adversarial-training
-pools', by default at the profile's settings; ``--pool-search C,I`` sets C c steps of I iterations, e.g. the effort
-the chapter chose), every choice attacks the same test images towards the same random targets, their
-repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each line-search trial is one)
-and the rows they carried, the success rate and the mean distortion of the successes; and, from one more untimed
-run under torch's profiler, the search's tensor operations (each a kernel launch on a GPU) and host reads (scalar
-reads and ``nonzero``, each a synchronisation on a GPU): on a GPU, for MNIST-sized batches, the time follows those.
+(:data:`intriguing.attacks.RESTARTS`), ``first_step``, how far a c step's first trial may go
+(:data:`intriguing.attacks.FIRST_STEPS`), or ``c_start``, the first c and the factor of c's first move
+(:data:`C_STARTS`, the settings ``c_init`` and ``first_c_factor`` together). For each network and each search (the
+book's, and the adversarial-training pools', by default at the profile's settings; ``--pool-search C,I`` sets C c
+steps of I iterations, e.g. the effort the chapter chose), every choice attacks the same test images towards the
+same random targets, their repetitions interleaved: the best wall time of ``--repeats``, the network's calls (each
+line-search trial is one) and the rows they carried, the success rate and the mean distortion of the successes; and,
+from one more untimed run under torch's profiler, the search's tensor operations (each a kernel launch on a GPU) and
+host reads (scalar reads and ``nonzero``, each a synchronisation on a GPU): on a GPU, for MNIST-sized batches, the
+time follows those.
 
-Usage: python benchmarks/search_variants.py [--setting backtracking|c_update|restart|first_step]
+Usage: python benchmarks/search_variants.py [--setting backtracking|c_update|restart|first_step|c_start]
                                            [--profile smoke|full] [--examples 1000]
                                            [--networks N100-100-10,N200-200-10] [--pool-search C,I] [--repeats 3]
                                            [--json OUT]
@@ -36,8 +38,24 @@ from intriguing.data import load_mnist
 from intriguing.lbfgs_box import BACKTRACKINGS
 from intriguing.profiles import get_profile
 
-VARIANTS = {"backtracking": BACKTRACKINGS, "c_update": C_UPDATES, "restart": RESTARTS, "first_step": FIRST_STEPS}
-"""The settings compared, each with its choices (the default first)."""
+C_STARTS = ({"c_init": 2.0, "first_c_factor": 3.0}, {"c_init": 1.0, "first_c_factor": 3.0},
+            {"c_init": 1.0, "first_c_factor": 10.0}, {"c_init": 3.0, "first_c_factor": 3.0})
+"""The starts of the c search compared: the default, c from 1 moved first by 3, the search before either field
+changed (from 1, every move by 10), and c from 3."""
+VARIANTS: dict[str, tuple[Any, ...]] = {
+    "backtracking": BACKTRACKINGS, "c_update": C_UPDATES, "restart": RESTARTS, "first_step": FIRST_STEPS,
+    "c_start": C_STARTS}
+"""The settings compared, each with its choices (the default first); a choice that is a dict sets several fields."""
+
+
+def _changed(base: Any, setting: str, choice: Any) -> Any:
+    """``base`` (a :class:`~intriguing.attacks.SearchSettings`) with ``setting`` at ``choice``."""
+    return replace(base, **(choice if isinstance(choice, dict) else {setting: choice}))
+
+
+def _label(choice: Any) -> str:
+    """A choice as the table shows it: a dict as its values joined by commas."""
+    return ",".join(f"{v:g}" for v in choice.values()) if isinstance(choice, dict) else str(choice)
 HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero")
 """The operations that read a device's result on the host: ``.item()``/``bool()``/``int()`` and ``nonzero``."""
 
@@ -72,19 +90,21 @@ def measure(profile_name: str | None, examples: int, networks: list[str], repeat
                 found: dict[str, dict[str, Any]] = {}
                 for _ in range(repeats):
                     for choice in VARIANTS[setting]:
-                        settings = replace(base, **{setting: choice})
+                        settings = _changed(base, setting, choice)
                         counted[:] = [0, 0]
                         start = time.perf_counter()
                         result = min_distortion_attack(model, images, targets, labels=labels, settings=settings,
                                                        progress=False)
                         seconds = time.perf_counter() - start
-                        row = found.setdefault(choice, {"network": name, "search": search, setting: choice,
-                                                        "seconds": seconds})
+                        label = _label(choice)
+                        row = found.setdefault(label, {"network": name, "search": search, setting: label,
+                                                       "seconds": seconds})
                         row.update(seconds=min(row["seconds"], seconds), calls=counted[0], rows=counted[1],
                                    success=result.success.double().mean().item(),
                                    distortion=result.distortion[result.success].mean().item())
-                for choice, row in found.items():
-                    settings = replace(base, **{setting: choice})
+                for choice in VARIANTS[setting]:
+                    row = found[_label(choice)]
+                    settings = _changed(base, setting, choice)
                     with profile(activities=[ProfilerActivity.CPU]) as prof:
                         min_distortion_attack(model, images, targets, labels=labels, settings=settings, progress=False)
                     ops = {event.key: event.count for event in prof.key_averages()}

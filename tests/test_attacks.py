@@ -369,6 +369,8 @@ def test_an_empty_batch_gives_an_empty_result():
     ("c_update", "secant", "c_update must be one of"),
     ("restart", "warm", "restart must be one of"),
     ("first_step", "newton", "first_step must be one of"),
+    ("first_c_factor", 1.0, "first_c_factor must be a finite number above 1"),
+    ("first_c_factor", "3", "first_c_factor must be a number"),
 ])
 def test_search_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -376,10 +378,14 @@ def test_search_settings_reject_bad_values(field, value, message):
 
 
 def test_search_settings_key_names_every_setting():
-    assert SearchSettings().key() == {"c_steps": 10, "c_init": 1.0, "bracket_tol": 0.02, "max_iter": 50,
+    assert SearchSettings().key() == {"c_steps": 10, "c_init": 2.0, "bracket_tol": 0.02, "max_iter": 50,
                                       "memory": 3, "tol": 1e-3, "margin": 1e-3, "network_precision": "float64",
                                       "backtracking": "interpolated", "c_update": "illinois", "restart": "carried",
-                                      "first_step": "distortion"}
+                                      "first_step": "distortion", "first_c_factor": 3.0}
+    assert "first_c_factor" not in SearchSettings(first_c_factor=10.0).key()  # the search as it was before the field
+    assert SearchSettings(c_init=5e-22).c_init == 5e-22  # 9 moves reach 5e-22 / (3 · 10^8) > 1e-30 ...
+    with pytest.raises(ValueError, match="can reach c outside"):
+        SearchSettings(c_init=5e-22, first_c_factor=10.0)  # ... but 5e-22 / 10^9 < 1e-30
     assert "first_step" not in SearchSettings(first_step="pixel").key()  # the search as it was before the field
     assert "restart" not in SearchSettings(restart="evaluated").key()  # the search as it was before the field
     assert "c_update" not in SearchSettings(c_update="bisection").key()  # the search as it was before the field
@@ -411,7 +417,7 @@ def _counted_sharp_linear_search(monkeypatch, n: int) -> tuple[nn.Module, torch.
 
 def test_a_tight_bracket_ends_an_examples_c_search_early_at_almost_the_same_distortion(monkeypatch):
     model, images, targets, searched = _counted_sharp_linear_search(monkeypatch, 8)
-    bisection = SearchSettings(c_update="bisection")
+    bisection = SearchSettings(c_update="bisection", c_init=1.0, first_c_factor=10.0)
     all_steps = min_distortion_attack(model, images, targets, settings=replace(bisection, bracket_tol=0), progress=False)
     assert searched == [8] * 10
     searched.clear()
@@ -429,7 +435,8 @@ def _steps_to_bracket(c_update: str, log_root: float, bend: float = 0.0, bracket
     for step in range(1, 40):
         u = search.c.log() - log_root
         gap = -u - bend * u * u.abs()
-        search.step(torch.zeros(1, dtype=torch.int64), gap, margin=0.0, c_update=c_update, bracket_tol=bracket_tol)
+        search.step(torch.zeros(1, dtype=torch.int64), gap, margin=0.0, c_update=c_update, bracket_tol=bracket_tol,
+                    first_factor=10.0)
         if search.bracketed(bracket_tol).all():
             return step, search
     raise AssertionError("the bracket never closed")
@@ -452,18 +459,32 @@ def test_the_illinois_c_update_closes_the_bracket_in_fewer_steps_than_bisection(
 def test_bisection_tries_the_geometric_mean_of_the_bracket():
     search = CSearch.start(1.0, torch.zeros(3))
     rows = torch.arange(3)
-    hit = search.step(rows, torch.tensor([1.0, -1.0, 1.0]), margin=0.5, c_update="bisection", bracket_tol=0.02)
+    hit = search.step(rows, torch.tensor([1.0, -1.0, 1.0]), margin=0.5, c_update="bisection", bracket_tol=0.02,
+                      first_factor=10.0)
     assert hit.tolist() == [True, False, True] and search.c.tolist() == pytest.approx([10.0, 0.1, 10.0])
-    search.step(rows, torch.tensor([-1.0, 1.0, 1.0]), margin=0.5, c_update="bisection", bracket_tol=0.02)
+    search.step(rows, torch.tensor([-1.0, 1.0, 1.0]), margin=0.5, c_update="bisection", bracket_tol=0.02,
+                first_factor=10.0)
     assert search.c.tolist() == pytest.approx([10 ** 0.5, 0.1 ** 0.5, 100.0])
     assert search.lo.tolist() == pytest.approx([1.0, 0.1, 10.0]) and search.hi[:2].tolist() == pytest.approx([10.0, 1.0])
+
+
+def test_c_moves_first_by_the_first_factor_then_by_ten_until_bracketed():
+    search = CSearch.start(1.0, torch.zeros(3, dtype=torch.float64))
+    rows = torch.arange(3)
+    step = lambda lead: search.step(rows, torch.tensor(lead, dtype=torch.float64), margin=0.0, c_update="bisection",
+                                    bracket_tol=0.02, first_factor=3.0)
+    step([1.0, 1.0, -1.0])  # c = 1: two successes, one failure
+    assert search.c.tolist() == pytest.approx([3.0, 3.0, 1 / 3])
+    step([1.0, -1.0, -1.0])  # the second fails at 3: bracketed within a factor of 3, c moves inside
+    assert search.c.tolist() == pytest.approx([30.0, 3 ** 0.5, 1 / 30])
+    assert search.lo.tolist() == pytest.approx([3.0, 1.0, 0.0]) and search.hi[1:].tolist() == pytest.approx([3.0, 1 / 3])
 
 
 def test_the_illinois_halves_the_gap_of_the_end_that_stays_and_keeps_its_trials_off_the_ends():
     search = CSearch.start(1.0, torch.zeros(1, dtype=torch.float64))
     one = torch.zeros(1, dtype=torch.int64)
     step = lambda gap: search.step(one, torch.tensor([gap], dtype=torch.float64), margin=0.0, c_update="illinois",
-                                   bracket_tol=0.02)
+                                   bracket_tol=0.02, first_factor=10.0)
     step(1.0)  # c = 1 succeeds
     step(-9.0)  # c = 10 fails: the line crosses 0 a tenth of the way in log c
     assert search.c.item() == pytest.approx(10 ** 0.1)

@@ -132,7 +132,8 @@ def test_full_batch_rates_counts_each_stages_flops_by_hand(tiny, tmp_path, capsy
 
 @pytest.mark.parametrize("setting, choices", [("backtracking", ("interpolated", "halving")),
                                               ("c_update", ("illinois", "bisection")),
-                                              ("restart", ("carried", "evaluated"))])
+                                              ("restart", ("carried", "evaluated")),
+                                              ("c_start", ("2,3", "1,3", "1,10", "3,3"))])
 def test_the_search_variants_benchmark_runs_every_choice_on_the_same_images(tiny, capsys, setting, choices):
     bench = load_benchmark("search_variants")
     rows = bench.main(["--setting", setting, "--profile", "tiny", "--examples", "6", "--networks", "N100-100-10",

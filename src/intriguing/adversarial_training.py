@@ -107,12 +107,12 @@ class AdversarialTrainingSettings:
     lr: float = 1e-3
     dropout_input: float = 0.0
     dropout_hidden: float = 0.0
-    # The pools' search keeps bisecting c, evaluating the network where each c step starts and bounding a c step's
-    # first step by the pixel only: its effort (4 c steps of 20 iterations) was chosen on held-out images with
-    # these (2026-12-02), and every pool of §4.2 was found with them.
+    # The pools' search keeps bisecting c, evaluating the network where each c step starts, bounding a c step's
+    # first step by the pixel only and starting c at 1, every move by 10: its effort (4 c steps of 20 iterations)
+    # was chosen on held-out images with these (2026-12-02), and every pool of §4.2 was found with them.
     search: SearchSettings = field(default_factory=lambda: SearchSettings(
-        c_steps=4, max_iter=20, network_precision="float32", c_update="bisection", restart="evaluated",
-        first_step="pixel"))
+        c_steps=4, c_init=1.0, first_c_factor=10.0, max_iter=20, network_precision="float32", c_update="bisection",
+        restart="evaluated", first_step="pixel"))
     pool_target: str = "random"
     pool_scaling: str = "as found"
     pool_distortion: float = 0.0

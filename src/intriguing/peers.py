@@ -131,7 +131,7 @@ def scipy_lbfgs_attack(model: nn.Module, images: Tensor, targets: Tensor, *,
             with torch.no_grad():
                 lead = target_lead(model(torch.from_numpy(v).view_as(x).float()), target)
             hit = search.step(torch.zeros(1, dtype=torch.int64), lead, margin=margin, c_update=settings.c_update,
-                              bracket_tol=settings.bracket_tol)
+                              bracket_tol=settings.bracket_tol, first_factor=settings.first_c_factor)
             start = v if hit.item() else best["z"]
         out[i] = torch.from_numpy(best["z"]).view_as(x[0]).float()
         success[i], cs[i] = bool(np.isfinite(best["sq"])), search.lo.item()
