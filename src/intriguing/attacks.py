@@ -189,12 +189,12 @@ class SearchSettings:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 
     def describe(self) -> str:
-        """Three short lines: the c steps and iterations, the stopping settings, then how steps and c move."""
+        """Three short lines: the c steps and iterations, the other numbers, then how steps and c move."""
         scale = "" if self.logit_scale == 1 else f", logits ×{self.logit_scale:g}"
         early = "" if self.bracket_tol == 0 else f" (or until c is within ×{1 + self.bracket_tol:g})"
-        return (f"{self.c_steps} c steps{early} from c = {self.c_init:g} (first move ×{self.first_c_factor:g}), "
-                f"{self.max_iter} L-BFGS iterations each\n"
-                f"memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}{scale}, network in {self.network_precision}\n"
+        return (f"{self.c_steps} c steps{early} from c = {self.c_init:g}, {self.max_iter} L-BFGS iterations each\n"
+                f"c's first move ×{self.first_c_factor:g}, memory {self.memory}, tol {self.tol:g}, margin {self.margin:g}"
+                f"{scale}, network in {self.network_precision}\n"
                 f"{self.backtracking} backtracking, c by {self.c_update}, restarts {self.restart}, "
                 f"first steps by {self.first_step}")
 

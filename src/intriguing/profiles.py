@@ -173,8 +173,8 @@ PROFILES: dict[str, Profile] = {
         adversarial_layer_seeds=1,
         adversarial_distortion_examples=100,
         replicates=dict.fromkeys(REPLICATED, 2),
-        # measured: 2 min 57 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-05, commit
-        # d1423a6); 2 min 41 s at bf00ac8 and 2 min 53 s at e284053 that day; 5 min 36 s on 2026-11-23's AVX2 machine
+        # measured: 2 min 43 s for all seven chapters and the HTML, empty cache (timings/smoke.json, 2026-12-06, commit
+        # e63373c); 2 min 57 s at d1423a6 the day before; 5 min 36 s on 2026-11-23's AVX2 machine
         expected_minutes=3,
     ),
     "full": Profile(
@@ -206,16 +206,16 @@ PROFILES: dict[str, Profile] = {
         # 5 seeds for every variant a verdict on the pools' benefit rests on, 3 for the pools at a single layer.
         # The dropout network chosen at 4x the recipe's epochs (2026-12-05) adds about 3.4 min to the chapter (its
         # held-out network 50 s, its 5 seeds 217 s instead of 62 s, measured in one run of the chapter).
-        # The chapter took 23.7 min in the cold full build of 2026-12-05 at 74bd8b9 (21.8 at bf00ac8 on a faster run of
-        # the machine, 25.6 at e284053, 26.3 at 05c6e2c;
+        # The chapter took 23.3 min in the cold full build of 2026-12-06 at e63373c (23.7 at 74bd8b9, 21.8 at bf00ac8 on
+        # a faster run of the machine, 25.6 at e284053, 26.3 at 05c6e2c;
         # 75.7 min on 2026-12-02 before the pools' search effort was chosen on held-out images)
         adversarial_seeds=5,
         replicates=dict.fromkeys(REPLICATED, 3),
-        # 58 min 36 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
-        # 2026-12-05, commit 74bd8b9: networks 24.3 min, adversarial training 23.7, blind spots 6.9); 55 min 44 s
-        # earlier that day at bf00ac8 on a faster run of the machine, 64 min 44 s at e284053 (before the search's
-        # gathers by index_select and its carried restarts)
-        expected_minutes=59,
+        # 57 min 50 s measured cold with every chapter and the replicates, on idle cores (timings/full.json,
+        # 2026-12-06, commit e63373c: networks 24.7 min, adversarial training 23.3, blind spots 6.4); 58 min 36 s at
+        # 74bd8b9 the day before, 55 min 44 s at bf00ac8 on a faster run of the machine, 64 min 44 s at e284053
+        # (before the search's gathers by index_select and its carried restarts)
+        expected_minutes=58,
     ),
 }
 
