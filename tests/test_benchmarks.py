@@ -2,11 +2,13 @@
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from intriguing.artifacts import training_split
+from intriguing.attacks import SearchSettings
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -132,8 +134,7 @@ def test_full_batch_rates_counts_each_stages_flops_by_hand(tiny, tmp_path, capsy
 
 @pytest.mark.parametrize("setting, choices", [("backtracking", ("interpolated", "halving")),
                                               ("c_update", ("illinois", "bisection")),
-                                              ("restart", ("carried", "evaluated")),
-                                              ("c_start", ("2,3", "1,3", "1,10", "3,3"))])
+                                              ("restart", ("carried", "evaluated"))])
 def test_the_search_variants_benchmark_runs_every_choice_on_the_same_images(tiny, capsys, setting, choices):
     bench = load_benchmark("search_variants")
     rows = bench.main(["--setting", setting, "--profile", "tiny", "--examples", "6", "--networks", "N100-100-10",
@@ -145,6 +146,18 @@ def test_the_search_variants_benchmark_runs_every_choice_on_the_same_images(tiny
     assert all(row["rows"] <= 6 * row["calls"] for row in rows)
     assert all(row["operations"] > 10 * row["calls"] and row["host_reads"] > row["calls"] for row in rows)
     assert "host reads" in capsys.readouterr().out
+
+
+def test_the_search_variants_benchmarks_combined_choice_sets_its_fields_together():
+    # c_start's choices set c_init and first_c_factor at once; the loop that runs them is the one tested above.
+    bench = load_benchmark("search_variants")
+    base = SearchSettings()
+    assert bench.VARIANTS["c_start"][0] == {"c_init": base.c_init, "first_c_factor": base.first_c_factor}
+    before = bench._changed(base, "c_start", {"c_init": 1.0, "first_c_factor": 10.0})
+    assert (before.c_init, before.first_c_factor) == (1.0, 10.0) and "first_c_factor" not in before.key()
+    assert bench._changed(base, "restart", "evaluated") == replace(base, restart="evaluated")
+    assert [bench._label(choice) for choice in bench.VARIANTS["c_start"]] == ["2,3", "1,3", "1,10", "3,3"]
+    assert bench._label("carried") == "carried"
 
 
 def test_squared_norm_benchmark_times_both_forms_and_finds_them_equal(capsys):
