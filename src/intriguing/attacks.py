@@ -65,7 +65,7 @@ class SearchSettings:
             lies between 2/3 and 6, and one step later otherwise, as tightly as by 10 (c = 2, 2/3, 1/15, ...). The
             first c step, from x itself, is the dearest (16 of N100-100-10's 37 network rows per example at c = 1),
             and it converges in fewer iterations at a larger c. On 1,000 test images at the book's settings
-            (``benchmarks/search_variants.py --setting first_c_factor`` compares the factors), the network rows
+            (``benchmarks/search_variants.py --setting c_start`` compares the four), the network rows
             of a search, and the mean distortion, with c_init and first_c_factor at (1, 10), (1, 3), (2, 3), (3, 3)
             (2 CPU cores, 2026-12-06):
 
